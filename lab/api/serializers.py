@@ -1,0 +1,57 @@
+from rest_framework import serializers
+
+from lab.corpora.models import Corpus
+from lab.notebooks.models import Cell, Notebook
+from lab.runs.models import Artifact, Run
+
+
+class CorpusSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Corpus
+        fields = ["id", "team", "name", "format", "size_bytes", "sha256", "n_documents", "n_lines", "preview", "created_at"]
+        read_only_fields = fields
+
+
+class CorpusUploadSerializer(serializers.Serializer):
+    team = serializers.IntegerField()
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    file = serializers.FileField()
+
+
+class CellSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Cell
+        fields = ["id", "notebook", "position", "kind", "title", "config", "current_run", "created_at", "updated_at"]
+        read_only_fields = ["id", "notebook", "position", "current_run", "created_at", "updated_at"]
+
+
+class NotebookSerializer(serializers.ModelSerializer):
+    cells = CellSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Notebook
+        fields = ["id", "team", "title", "cells", "created_at", "updated_at"]
+        read_only_fields = ["id", "cells", "created_at", "updated_at"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Run
+        fields = ["id", "team", "cell", "stage", "queue", "status", "config", "inputs", "code_version", "worker",
+                  "attempt", "restarts", "step", "total_steps", "latest_metrics", "last_seq", "last_checkpoint",
+                  "error", "error_field", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
+class RunEventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    t = serializers.FloatField()
+    type = serializers.CharField()
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Artifact
+        fields = ["id", "team", "run", "kind", "name", "sha256", "size_bytes", "metadata", "parent_artifacts",
+                  "parent_corpora", "created_at"]
+        read_only_fields = fields

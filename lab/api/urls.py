@@ -1,0 +1,19 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from lab.api import views
+
+router = DefaultRouter()
+router.register("corpora", views.CorpusViewSet, basename="api-corpus")
+router.register("notebooks", views.NotebookViewSet, basename="api-notebook")
+router.register("cells", views.CellViewSet, basename="api-cell")
+router.register("runs", views.RunViewSet, basename="api-run")
+router.register("artifacts", views.ArtifactViewSet, basename="api-artifact")
+
+urlpatterns = [
+    path("token/", obtain_auth_token, name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    *router.urls,
+]

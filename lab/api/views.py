@@ -1,0 +1,147 @@
+"""The REST API: the same actions as the pages, through the same access module and actions."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from lab import access
+from lab.api import serializers as s
+from lab.corpora.actions import create_corpus_from_chunks
+from lab.notebooks.forms import FORMS
+from lab.notebooks.models import Cell, Notebook
+from lab.runs.views import artifact_response
+from lab.runs.actions import cancel_run, resume_run, start_cell_run
+
+
+class CorpusViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.CorpusSerializer
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def get_queryset(self):
+        return access.corpora_for_user(self.request.user)
+
+    def get_object(self):
+        return access.get_corpus_for_user(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(request={"multipart/form-data": s.CorpusUploadSerializer}, responses=s.CorpusSerializer)
+    def create(self, request):
+        upload = s.CorpusUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        team = access.get_team_for_user(request.user, upload.validated_data["team"])
+        f = upload.validated_data["file"]
+        corpus = create_corpus_from_chunks(team, request.user, upload.validated_data.get("name", ""), f.name, f.chunks())
+        return Response(s.CorpusSerializer(corpus).data, status=status.HTTP_201_CREATED)
+
+
+class NotebookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.NotebookSerializer
+
+    def get_queryset(self):
+        return access.notebooks_for_user(self.request.user).prefetch_related("cells")
+
+    def get_object(self):
+        return access.get_notebook_for_user(self.request.user, self.kwargs["pk"])
+
+    def perform_create(self, serializer):
+        team = access.get_team_for_user(self.request.user, serializer.validated_data["team"].pk)
+        serializer.save(team=team, created_by=self.request.user)
+
+    @extend_schema(request=s.CellSerializer, responses=s.CellSerializer)
+    @action(detail=True, methods=["post"])
+    def cells(self, request, pk=None):
+        notebook: Notebook = self.get_object()
+        data = s.CellSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        last = notebook.cells.order_by("-position").first()
+        cell = Cell(notebook=notebook, kind=data.validated_data["kind"], title=data.validated_data.get("title", ""),
+                    position=(last.position + 1) if last else 0)
+        cell.config = _validated_config(cell, data.validated_data.get("config", {}))
+        cell.save()
+        return Response(s.CellSerializer(cell).data, status=status.HTTP_201_CREATED)
+
+
+def _validated_config(cell: Cell, config: dict) -> dict:
+    """Validate a cell config with the same form the page uses; errors name the field."""
+    raw = {k: (", ".join(v) if isinstance(v, list) else v) for k, v in config.items()}
+    form = FORMS[cell.kind]({k: v for k, v in raw.items() if v is not False}, cell=cell)
+    if not form.is_valid():
+        raise ValidationError({field: [str(e) for e in errors] for field, errors in form.errors.items()})
+    return form.cleaned_data
+
+
+class CellViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.CellSerializer
+
+    def get_object(self):
+        return access.get_cell_for_user(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(request=s.CellSerializer, responses=s.CellSerializer)
+    def partial_update(self, request, pk=None):
+        cell = self.get_object()
+        if "config" in request.data:
+            cell.config = _validated_config(cell, {**cell.config, **request.data["config"]})
+        if "title" in request.data:
+            cell.title = str(request.data["title"])[:200]
+        cell.save()
+        return Response(s.CellSerializer(cell).data)
+
+    @extend_schema(request=None, responses=s.RunSerializer)
+    @action(detail=True, methods=["post"])
+    def run(self, request, pk=None):
+        run = start_cell_run(self.get_object(), request.user)
+        return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.RunSerializer
+
+    def get_queryset(self):
+        return access.runs_for_user(self.request.user)
+
+    def get_object(self):
+        return access.get_run_for_user(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(parameters=[OpenApiParameter("after", int, description="only events with a larger seq")],
+                   responses=s.RunEventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        run = self.get_object()
+        try:
+            after = int(request.query_params.get("after", 0) or 0)
+        except ValueError:
+            raise ValidationError({"after": ["must be an integer"]}) from None
+        return Response([e.as_message() for e in run.events.filter(seq__gt=after)[:5000]])
+
+    @extend_schema(request=None, responses=s.RunSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        run = self.get_object()
+        if not cancel_run(run):
+            raise ValidationError({"status": [f"run {run.pk} is {run.status} and cannot be cancelled"]})
+        return Response(s.RunSerializer(run).data)
+
+    @extend_schema(request=None, responses=s.RunSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        run = self.get_object()
+        if not resume_run(run):
+            raise ValidationError({"status": [f"run {run.pk} is {run.status} and has no checkpoint to resume from"]})
+        return Response(s.RunSerializer(run).data)
+
+
+class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.ArtifactSerializer
+
+    def get_queryset(self):
+        return access.artifacts_for_user(self.request.user)
+
+    def get_object(self):
+        return access.get_artifact_for_user(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        return artifact_response(self.get_object())

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class NotebooksConfig(AppConfig):
+    name = "lab.notebooks"
+    label = "notebooks"

@@ -1,0 +1,111 @@
+"""What each kind of cell takes as input, how it becomes a run, and what it outputs.
+
+Cells name their inputs as upstream cells (`corpus_cell`, `tokenizer_cell`); at launch these are
+resolved to the upstream cell's current output and frozen into the run's `inputs`. A cell is stale
+when an upstream cell's current output is no longer the one its current run used.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from lab.corpora.models import Corpus
+from lab.notebooks.models import Cell
+from lab.runs.models import Artifact, Status
+from training.config import ConfigError, PretrainConfig, TokenizerConfig
+
+# Which upstream output each input key needs.
+INPUT_KINDS = {"corpus_cell": Cell.Kind.CORPUS, "tokenizer_cell": Cell.Kind.TOKENIZER}
+CELL_INPUTS = {
+    Cell.Kind.NOTE: (),
+    Cell.Kind.CORPUS: (),
+    Cell.Kind.TOKENIZER: ("corpus_cell",),
+    Cell.Kind.PRETRAIN: ("corpus_cell", "tokenizer_cell"),
+}
+RUNNABLE = {Cell.Kind.TOKENIZER: ("tokenizer", "cpu"), Cell.Kind.PRETRAIN: ("pretrain", "gpu")}
+OUTPUT_ARTIFACT = {Cell.Kind.TOKENIZER: Artifact.Kind.TOKENIZER, Cell.Kind.PRETRAIN: Artifact.Kind.CHECKPOINT}
+
+
+@dataclass(frozen=True)
+class Output:
+    """The identity of a cell's output: a corpus, or an artifact of its current run."""
+
+    kind: str
+    id: int
+    sha256: str
+    path: str
+    name: str
+    metadata: dict
+
+    def as_input(self, cell_id: int) -> dict:
+        return {"cell": cell_id, "kind": self.kind, "id": self.id, "sha256": self.sha256}
+
+
+def cell_output(cell: Cell) -> Output | None:
+    if cell.kind == Cell.Kind.CORPUS:
+        corpus = Corpus.objects.filter(pk=cell.config.get("corpus"), team=cell.notebook.team).first()
+        if corpus is None:
+            return None
+        return Output("corpus", corpus.pk, corpus.sha256, str(corpus.absolute_path), corpus.name, {"format": corpus.format})
+    artifact_kind = OUTPUT_ARTIFACT.get(cell.kind)
+    run = cell.current_run
+    if artifact_kind is None or run is None or run.status != Status.SUCCEEDED:
+        return None
+    artifact = run.artifacts.filter(kind=artifact_kind).order_by("-pk").first()
+    if artifact is None:
+        return None
+    return Output("artifact", artifact.pk, artifact.sha256, str(artifact.absolute_path), artifact.name, artifact.metadata)
+
+
+def upstream_cell(cell: Cell, key: str) -> Cell:
+    """The cell named by input `key`, which must be an earlier cell of the same notebook and kind."""
+    cell_id = cell.config.get(key)
+    if not cell_id:
+        raise ConfigError(key, "choose an input cell")
+    upstream = Cell.objects.filter(pk=cell_id, notebook=cell.notebook).first()
+    if upstream is None or upstream.kind != INPUT_KINDS[key]:
+        raise ConfigError(key, f"cell {cell_id} is not a {INPUT_KINDS[key].label.lower()} cell of this notebook")
+    return upstream
+
+
+def resolve_inputs(cell: Cell) -> dict[str, Output]:
+    resolved = {}
+    for key in CELL_INPUTS[cell.kind]:
+        upstream = upstream_cell(cell, key)
+        output = cell_output(upstream)
+        if output is None:
+            raise ConfigError(key, f"'{upstream.display_title}' has no output yet: run it first")
+        resolved[key] = output
+    return resolved
+
+
+def stale_inputs(cell: Cell) -> list[str]:
+    """Names of inputs whose upstream output changed since the cell's current run."""
+    run = cell.current_run
+    if run is None:
+        return []
+    stale = []
+    for key, used in run.inputs.items():
+        try:
+            current = cell_output(upstream_cell(cell, key))
+        except ConfigError:
+            current = None
+        if current is None or current.as_input(used["cell"]) != used:
+            stale.append(key)
+    return stale
+
+
+def training_config(cell: Cell, inputs: dict[str, Output], output_dir: str):
+    """The frozen training config of a run of `cell`. Raises ConfigError naming the field."""
+    user_config = {k: v for k, v in cell.config.items() if k not in CELL_INPUTS[cell.kind]}
+    corpus = inputs["corpus_cell"]
+    paths = {"corpus_path": corpus.path, "corpus_format": corpus.metadata["format"], "output_dir": output_dir}
+    if cell.kind == Cell.Kind.TOKENIZER:
+        return TokenizerConfig.from_dict({**user_config, **paths})
+    if cell.kind == Cell.Kind.PRETRAIN:
+        return PretrainConfig.from_dict({**user_config, **paths, "tokenizer_path": inputs["tokenizer_cell"].path})
+    raise ConfigError("kind", f"a {cell.kind} cell does not run")
+
+
+def run_output_dir(run_id: int) -> str:
+    return str(settings.LAB_DATA_DIR / "runs" / str(run_id))

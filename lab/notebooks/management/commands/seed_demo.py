@@ -1,0 +1,64 @@
+"""Create the demo team, user and notebook on the sample corpus. Safe to run again."""
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from lab.accounts.actions import add_member, create_team
+from lab.accounts.models import Role, Team
+from lab.corpora.actions import create_corpus_from_path
+from lab.corpora.models import Corpus
+from lab.notebooks.models import Cell, Notebook
+from lab.sample_data import ensure_sample_data
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-lab-2026"
+ADMIN_USER, ADMIN_PASSWORD = "admin", "admin-lab-2026"
+TEAM = "Demo team"
+NOTEBOOK = "Tiny Shakespeare from scratch"
+CORPUS = "tinyshakespeare"
+
+WELCOME = """# Tiny Shakespeare from scratch
+This notebook takes a language model from raw text to a model that writes (bad) Shakespeare:
+
+1. **Corpus** — the complete works sample, 1.1 MB of plain text.
+2. **Tokenizer** — a byte-level BPE vocabulary learned from it.
+3. **Pretrain** — a ~1M-parameter Llama-style decoder, small enough for a laptop CPU.
+
+Press **Run** on each cell in turn and watch the loss fall live.
+"""
+
+
+class Command(BaseCommand):
+    help = "Create the demo team, user and notebook (idempotent) and print how to log in."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        User = get_user_model()
+        demo = User.objects.filter(username=DEMO_USER).first() or User.objects.create_user(DEMO_USER, password=DEMO_PASSWORD)
+        if not User.objects.filter(username=ADMIN_USER).exists():
+            User.objects.create_superuser(ADMIN_USER, password=ADMIN_PASSWORD)
+        team = Team.objects.filter(name=TEAM).first() or create_team(TEAM, demo)
+        add_member(team, demo, Role.OWNER)
+        corpus = Corpus.objects.filter(team=team, name=CORPUS).first()
+        if corpus is None:
+            files = ensure_sample_data(log=lambda msg: None)
+            corpus = create_corpus_from_path(team, demo, files["corpora/tinyshakespeare.txt"], name=CORPUS)
+        notebook = Notebook.objects.filter(team=team, title=NOTEBOOK).first()
+        if notebook is None:
+            notebook = Notebook.objects.create(team=team, title=NOTEBOOK, created_by=demo)
+            Cell.objects.create(notebook=notebook, position=0, kind=Cell.Kind.NOTE, config={"markdown": WELCOME})
+            corpus_cell = Cell.objects.create(notebook=notebook, position=1, kind=Cell.Kind.CORPUS, title="Shakespeare",
+                                              config={"corpus": corpus.pk})
+            tokenizer_cell = Cell.objects.create(
+                notebook=notebook, position=2, kind=Cell.Kind.TOKENIZER, title="BPE 2k",
+                config={"corpus_cell": corpus_cell.pk, "vocab_size": 2048, "min_frequency": 2,
+                        "special_tokens": ["<|endoftext|>", "<|pad|>"]},
+            )
+            Cell.objects.create(
+                notebook=notebook, position=3, kind=Cell.Kind.PRETRAIN, title="Tiny model",
+                config={"corpus_cell": corpus_cell.pk, "tokenizer_cell": tokenizer_cell.pk, "preset": "tiny",
+                        "context_length": 128, "batch_size": 16, "grad_accum": 1, "max_steps": 600, "lr": 3e-3,
+                        "warmup_steps": 30, "eval_every": 100, "sample_every": 100, "sample_prompt": "ROMEO:",
+                        "checkpoint_every_steps": 100, "log_every": 10},
+            )
+        self.stdout.write(f"Log in as {DEMO_USER} / {DEMO_PASSWORD} (admin: {ADMIN_USER} / {ADMIN_PASSWORD})")

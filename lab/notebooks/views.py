@@ -1,0 +1,149 @@
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from lab.access import get_cell_for_user, get_notebook_for_user, get_team_for_user, notebooks_for_user, working_teams
+from lab.notebooks import estimates
+from lab.notebooks.forms import FORMS
+from lab.notebooks.kinds import RUNNABLE, cell_output, stale_inputs
+from lab.notebooks.models import Cell, Notebook
+from lab.runs.actions import start_cell_run
+from training.config import ConfigError
+
+
+class NewNotebookForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    team = forms.TypedChoiceField(coerce=int)
+
+
+@login_required
+def notebook_list(request):
+    teams = working_teams(request.user)
+    form = NewNotebookForm(request.POST or None)
+    form.fields["team"].choices = [(t.pk, t.name) for t in teams]
+    if request.method == "POST" and form.is_valid():
+        team = get_team_for_user(request.user, form.cleaned_data["team"])
+        notebook = Notebook.objects.create(team=team, title=form.cleaned_data["title"], created_by=request.user)
+        return redirect("notebook-detail", pk=notebook.pk)
+    notebooks = notebooks_for_user(request.user)
+    return render(request, "notebooks/list.html", {"notebooks": notebooks, "form": form, "teams": teams})
+
+
+def _cell_context(cell: Cell, bound_form=None) -> dict:
+    form_class = FORMS[cell.kind]
+    return {
+        "cell": cell,
+        "form": bound_form or form_class(cell=cell),
+        "runnable": cell.kind in RUNNABLE,
+        "output": cell_output(cell),
+        "stale": stale_inputs(cell),
+        "history": cell.runs.order_by("-created_at")[:10],
+        "estimate": estimates.for_cell(cell) if cell.kind == Cell.Kind.PRETRAIN else None,
+    }
+
+
+@login_required
+def notebook_detail(request, pk, bound_cell=None, bound_form=None, status=200):
+    notebook = get_notebook_for_user(request.user, pk)
+    cells = [
+        _cell_context(cell, bound_form if bound_cell and cell.pk == bound_cell.pk else None)
+        for cell in notebook.cells.select_related("current_run")
+    ]
+    return render(
+        request, "notebooks/detail.html",
+        {"notebook": notebook, "cells": cells, "kinds": Cell.Kind.choices}, status=status,
+    )
+
+
+@login_required
+@require_POST
+def cell_add(request, pk):
+    notebook = get_notebook_for_user(request.user, pk)
+    kind = request.POST.get("kind")
+    if kind not in Cell.Kind.values:
+        messages.error(request, f"kind: unknown cell kind {kind!r}")
+        return redirect("notebook-detail", pk=notebook.pk)
+    last = notebook.cells.order_by("-position").first()
+    cell = Cell.objects.create(notebook=notebook, kind=kind, position=(last.position + 1) if last else 0,
+                               title=request.POST.get("title", ""))
+    return redirect(reverse("notebook-detail", args=[notebook.pk]) + f"#cell-{cell.pk}")
+
+
+@login_required
+@require_POST
+def cell_save(request, pk):
+    cell = get_cell_for_user(request.user, pk)
+    form = FORMS[cell.kind](request.POST, cell=cell)
+    if not form.is_valid():
+        return notebook_detail(request, cell.notebook.pk, bound_cell=cell, bound_form=form, status=400)
+    cell.config = form.cleaned_data
+    cell.title = request.POST.get("title", cell.title)[:200]
+    cell.save()
+    messages.success(request, f"Saved '{cell.display_title}'.")
+    if "run" in request.POST:
+        return cell_run(request, pk)
+    return redirect(reverse("notebook-detail", args=[cell.notebook.pk]) + f"#cell-{cell.pk}")
+
+
+@login_required
+@require_POST
+def cell_run(request, pk):
+    cell = get_cell_for_user(request.user, pk)
+    try:
+        run = start_cell_run(cell, request.user)
+    except ConfigError as exc:
+        messages.error(request, f"{cell.display_title} — {exc.field}: {exc.message}")
+    else:
+        messages.success(request, f"Run {run.pk} queued.")
+    return redirect(reverse("notebook-detail", args=[cell.notebook.pk]) + f"#cell-{cell.pk}")
+
+
+@login_required
+@require_POST
+def cell_delete(request, pk):
+    cell = get_cell_for_user(request.user, pk)
+    notebook_pk = cell.notebook.pk
+    cell.delete()
+    return redirect("notebook-detail", pk=notebook_pk)
+
+
+@login_required
+@require_POST
+def cell_move(request, pk):
+    cell = get_cell_for_user(request.user, pk)
+    cells = list(cell.notebook.cells.all())
+    i = cells.index(cell)
+    j = i - 1 if request.POST.get("direction") == "up" else i + 1
+    if 0 <= j < len(cells):
+        cells[i], cells[j] = cells[j], cells[i]
+        with transaction.atomic():
+            for position, c in enumerate(cells):
+                Cell.objects.filter(pk=c.pk).update(position=position)
+    return redirect(reverse("notebook-detail", args=[cell.notebook.pk]) + f"#cell-{cell.pk}")
+
+
+@login_required
+@require_POST
+def cell_use_run(request, pk):
+    """Make one of the cell's earlier runs its current output again."""
+    cell = get_cell_for_user(request.user, pk)
+    run = cell.runs.filter(pk=request.POST.get("run")).first()
+    if run is not None:
+        cell.current_run = run
+        cell.save(update_fields=["current_run", "updated_at"])
+    return redirect(reverse("notebook-detail", args=[cell.notebook.pk]) + f"#cell-{cell.pk}")
+
+
+@login_required
+def cell_estimate(request, pk):
+    """Parameter count, tokens per step, FLOPs and the Chinchilla budget for the form's current values."""
+    cell = get_cell_for_user(request.user, pk)
+    try:
+        return JsonResponse(estimates.for_cell(cell, overrides=request.GET.dict()))
+    except (KeyError, ValueError) as exc:
+        return JsonResponse({"error": str(exc)}, status=400)

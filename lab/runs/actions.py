@@ -1,0 +1,90 @@
+"""Run workflows: start, cancel, resume. Tasks are enqueued only after the transaction commits."""
+
+import functools
+from dataclasses import asdict
+import subprocess
+
+from django.conf import settings
+from django.db import transaction
+
+from lab.notebooks.kinds import RUNNABLE, resolve_inputs, run_output_dir, training_config
+from lab.notebooks.models import Cell
+from lab.runs.models import RESUMABLE, Run, Status
+from lab.runs.streaming import publish
+from training.config import ConfigError
+
+
+@functools.cache
+def code_version() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def enqueue(run: Run) -> None:
+    from workers.app import app
+
+    transaction.on_commit(lambda: app.send_task("workers.execute_run", args=[run.pk], queue=run.queue))
+
+
+def publish_on_commit(run: Run, event) -> None:
+    message = event.as_message()
+    transaction.on_commit(lambda: publish(run, [message]))
+
+
+def start_cell_run(cell: Cell, user) -> Run:
+    """Freeze the cell's config and inputs into a new queued run. Raises ConfigError before creating anything."""
+    if cell.kind not in RUNNABLE:
+        raise ConfigError("kind", f"a {cell.get_kind_display().lower()} cell has nothing to run")
+    if cell.current_run and cell.current_run.is_active:
+        raise ConfigError("run", "this cell is already running: cancel it first")
+    stage, queue = RUNNABLE[cell.kind]
+    inputs = resolve_inputs(cell)
+    training_config(cell, inputs, output_dir="/pending")  # validate before anything is created
+    with transaction.atomic():
+        run = Run.objects.create(
+            team=cell.notebook.team,
+            cell=cell,
+            stage=stage,
+            queue=queue,
+            config={},
+            inputs={key: out.as_input(cell.config[key]) for key, out in inputs.items()},
+            code_version=code_version(),
+            created_by=user,
+        )
+        run.config = asdict(training_config(cell, inputs, output_dir=run_output_dir(run.pk)))
+        run.save(update_fields=["config"])
+        cell.current_run = run
+        cell.save(update_fields=["current_run", "updated_at"])
+        publish_on_commit(run, run.append_event("status", status=Status.QUEUED, message="queued"))
+        enqueue(run)
+    return run
+
+
+def cancel_run(run: Run) -> bool:
+    with transaction.atomic():
+        was_queued = run.status == Status.QUEUED
+        changed = run.request_cancel()
+        if changed and was_queued:
+            publish_on_commit(run, run.append_event("status", status=Status.CANCELLED, message="cancelled before it started"))
+        elif changed:
+            transaction.on_commit(lambda: publish(run, []))
+    return changed
+
+
+def resume_run(run: Run) -> bool:
+    """Continue a cancelled, failed or lost run from its last checkpoint, in the same run and seq."""
+    if not run.can_resume:
+        return False
+    with transaction.atomic():
+        if not run.requeue(RESUMABLE, count_restart=False):
+            return False
+        publish_on_commit(
+            run, run.append_event("status", status=Status.QUEUED, message=f"resuming from {run.last_checkpoint}")
+        )
+        enqueue(run)
+    return True

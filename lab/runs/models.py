@@ -1,0 +1,224 @@
+"""Runs, their events and the artifacts they produce.
+
+A Run is the immutable record of one execution of a cell: frozen config, the exact inputs, the code
+version, which worker ran it, and every event it wrote. The database row is the source of truth for
+its state; workers claim it with a conditional UPDATE and hold it with a heartbeat lease.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from lab.accounts.models import Team
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    CANCELLING = "cancelling", "Cancelling"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    LOST = "lost", "Lost"
+
+
+ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
+HELD_BY_WORKER = (Status.RUNNING, Status.CANCELLING)
+RESUMABLE = (Status.CANCELLED, Status.FAILED, Status.LOST)
+
+
+class RunQuerySet(models.QuerySet):
+    def for_team(self, team: Team) -> "RunQuerySet":
+        return self.filter(team=team)
+
+    def active(self) -> "RunQuerySet":
+        return self.filter(status__in=ACTIVE)
+
+    def with_expired_lease(self) -> "RunQuerySet":
+        return self.filter(status__in=HELD_BY_WORKER, lease_expires_at__lt=timezone.now())
+
+
+class Run(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="runs")
+    cell = models.ForeignKey("notebooks.Cell", null=True, on_delete=models.SET_NULL, related_name="runs")
+    stage = models.CharField(max_length=30)
+    queue = models.CharField(max_length=50, default="cpu")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # The resolved training config (paths included) and the exact input versions, frozen at launch.
+    config = models.JSONField()
+    inputs = models.JSONField(default=dict)
+    code_version = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+
+    # Lease: the worker that claimed the run renews it; a reaper marks runs with an expired lease lost.
+    worker = models.CharField(max_length=200, blank=True)
+    lease_token = models.CharField(max_length=36, blank=True)
+    lease_expires_at = models.DateTimeField(null=True)
+    attempt = models.IntegerField(default=0)
+    restarts = models.IntegerField(default=0)
+
+    # Progress, kept up to date from the event stream so lists need not read events.
+    last_seq = models.BigIntegerField(default=0)
+    step = models.IntegerField(default=0)
+    total_steps = models.IntegerField(null=True)
+    latest_metrics = models.JSONField(default=dict)
+    last_checkpoint = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    error_field = models.CharField(max_length=100, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.stage}, {self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def can_resume(self) -> bool:
+        return self.status in RESUMABLE and bool(self.last_checkpoint)
+
+    @property
+    def output_dir(self):
+        return settings.LAB_DATA_DIR / "runs" / str(self.pk)
+
+    @property
+    def group_name(self) -> str:
+        return f"run.{self.pk}"
+
+    # Single-row transitions. Each is a conditional UPDATE, so two processes never both win.
+
+    def claim(self, worker: str, lease_seconds: float) -> str | None:
+        """Take the lease of a queued run. Returns the lease token, or None if someone else has it."""
+        token = str(uuid.uuid4())
+        now = timezone.now()
+        claimed = Run.objects.filter(pk=self.pk, status=Status.QUEUED).update(
+            status=Status.RUNNING,
+            worker=worker,
+            lease_token=token,
+            lease_expires_at=now + timezone.timedelta(seconds=lease_seconds),
+            attempt=F("attempt") + 1,
+            started_at=now,
+            finished_at=None,
+            error="",
+            error_field="",
+        )
+        if not claimed:
+            return None
+        self.refresh_from_db()
+        return token
+
+    def renew_lease(self, token: str, lease_seconds: float) -> bool:
+        """Extend the lease; False means it was taken from us (reaped) and we must stop."""
+        return bool(
+            Run.objects.filter(pk=self.pk, lease_token=token, status__in=HELD_BY_WORKER).update(
+                lease_expires_at=timezone.now() + timezone.timedelta(seconds=lease_seconds)
+            )
+        )
+
+    def request_cancel(self) -> bool:
+        """Ask for a stop. A queued run is cancelled at once; a running one is stopped by its worker."""
+        if Run.objects.filter(pk=self.pk, status=Status.QUEUED).update(
+            status=Status.CANCELLED, finished_at=timezone.now()
+        ):
+            self.refresh_from_db()
+            return True
+        changed = Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(status=Status.CANCELLING)
+        self.refresh_from_db()
+        return bool(changed)
+
+    def finish(self, token: str, status: str, error: str = "", error_field: str = "") -> bool:
+        done = Run.objects.filter(pk=self.pk, lease_token=token, status__in=HELD_BY_WORKER).update(
+            status=status,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+            error=error,
+            error_field=error_field,
+        )
+        self.refresh_from_db()
+        return bool(done)
+
+    def requeue(self, from_statuses, count_restart: bool) -> bool:
+        """Back to the queue, to continue from the last checkpoint."""
+        updates = {"status": Status.QUEUED, "lease_token": "", "lease_expires_at": None, "finished_at": None}
+        if count_restart:
+            updates["restarts"] = F("restarts") + 1
+        done = Run.objects.filter(pk=self.pk, status__in=from_statuses).update(**updates)
+        self.refresh_from_db()
+        return bool(done)
+
+    def mark_lost(self) -> bool:
+        done = Run.objects.filter(
+            pk=self.pk, status__in=HELD_BY_WORKER, lease_expires_at__lt=timezone.now()
+        ).update(status=Status.LOST, lease_token="", lease_expires_at=None, finished_at=timezone.now())
+        self.refresh_from_db()
+        return bool(done)
+
+    @transaction.atomic
+    def append_event(self, type: str, **data) -> "RunEvent":
+        """Write an event from outside the training process (queued, lost, worker notes).
+
+        Only called while no training process writes for this run, so taking the next seq
+        under a row lock keeps numbering contiguous.
+        """
+        run = Run.objects.select_for_update().get(pk=self.pk)
+        event = RunEvent.objects.create(
+            run=run, seq=run.last_seq + 1, t=timezone.now().timestamp(), type=type, data=data
+        )
+        Run.objects.filter(pk=self.pk).update(last_seq=event.seq)
+        self.last_seq = event.seq
+        return event
+
+
+class RunEvent(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.BigIntegerField()
+    t = models.FloatField()
+    type = models.CharField(max_length=20)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="one_event_per_seq")]
+
+    def as_message(self) -> dict:
+        return {"seq": self.seq, "t": self.t, "type": self.type, **self.data}
+
+
+class Artifact(models.Model):
+    class Kind(models.TextChoices):
+        TOKENIZER = "tokenizer", "Tokenizer"
+        CHECKPOINT = "checkpoint", "Checkpoint"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="artifacts")
+    run = models.ForeignKey(Run, null=True, on_delete=models.SET_NULL, related_name="artifacts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    # Relative to LAB_DATA_DIR: a file (tokenizer.json) or a Hugging Face folder (checkpoint).
+    path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField(default=0)
+    metadata = models.JSONField(default=dict)
+    parent_artifacts = models.ManyToManyField("self", symmetrical=False, related_name="children", blank=True)
+    parent_corpora = models.ManyToManyField("corpora.Corpus", related_name="artifacts", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def absolute_path(self):
+        return settings.LAB_DATA_DIR / self.path

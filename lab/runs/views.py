@@ -1,0 +1,124 @@
+import json
+import zipfile
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from lab.access import get_artifact_for_user, get_run_for_user
+from lab.runs.actions import cancel_run, resume_run
+from lab.runs.models import Artifact
+from lab.runs.streaming import run_state
+from lab.runs.tokenizers import encode_with_artifact
+
+
+@login_required
+def run_detail(request, pk):
+    run = get_run_for_user(request.user, pk)
+    return render(request, "runs/detail.html", {
+        "run": run,
+        "state_json": json.dumps(run_state(run)),
+        "config_json": json.dumps(run.config, indent=2),
+        "artifacts": run.artifacts.all(),
+    })
+
+
+def _back(request, run):
+    next_url = request.POST.get("next", "")
+    if next_url.startswith("/") and not next_url.startswith("//"):
+        return redirect(next_url)
+    return redirect("run-detail", pk=run.pk)
+
+
+@login_required
+@require_POST
+def run_cancel(request, pk):
+    run = get_run_for_user(request.user, pk)
+    if not cancel_run(run):
+        messages.error(request, f"status: run {run.pk} is {run.status} and cannot be cancelled")
+    return _back(request, run)
+
+
+@login_required
+@require_POST
+def run_resume(request, pk):
+    run = get_run_for_user(request.user, pk)
+    if not resume_run(run):
+        messages.error(request, f"status: run {run.pk} is {run.status} and has no checkpoint to resume from")
+    return _back(request, run)
+
+
+@login_required
+def run_events(request, pk):
+    """The stored events after `?after=` (the websocket replays the same; this serves scripts)."""
+    run = get_run_for_user(request.user, pk)
+    after = int(request.GET.get("after", 0) or 0)
+    events = [e.as_message() for e in run.events.filter(seq__gt=after)[:5000]]
+    return JsonResponse({"run": run_state(run), "events": events})
+
+
+class _ZipSink:
+    """A write-only file for zipfile that hands out what was written, so the archive streams."""
+
+    def __init__(self):
+        self.chunks: list[bytes] = []
+        self.offset = 0
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(bytes(data))
+        self.offset += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.offset
+
+    def flush(self) -> None:
+        pass
+
+    def drain(self) -> bytes:
+        data, self.chunks = b"".join(self.chunks), []
+        return data
+
+
+def _stream_zip(folder: Path, root_name: str):
+    sink = _ZipSink()
+    # Weights do not compress; storing them keeps the download as fast as the disk.
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                with open(path, "rb") as src, archive.open(f"{root_name}/{path.relative_to(folder)}", "w", force_zip64=True) as dst:
+                    while block := src.read(1024 * 1024):
+                        dst.write(block)
+                        yield sink.drain()
+        yield sink.drain()
+    yield sink.drain()
+
+
+@login_required
+def artifact_download(request, pk):
+    return artifact_response(get_artifact_for_user(request.user, pk))
+
+
+def artifact_response(artifact: Artifact):
+    """The artifact as a download: a file as is, a checkpoint folder as a streamed zip."""
+    path = artifact.absolute_path
+    if not path.exists():
+        raise Http404("the files of this artifact are gone")
+    if path.is_file():
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
+    name = f"{artifact.kind}-{artifact.pk}-{path.name}"
+    response = StreamingHttpResponse(_stream_zip(path, name), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
+    return response
+
+
+@login_required
+def tokenizer_encode(request, pk):
+    artifact = get_artifact_for_user(request.user, pk)
+    if artifact.kind != Artifact.Kind.TOKENIZER:
+        raise Http404("not a tokenizer")
+    text = request.GET.get("text", "")[:5000]
+    return JsonResponse(encode_with_artifact(artifact, text))

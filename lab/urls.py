@@ -1,0 +1,40 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import JsonResponse
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from lab.corpora import views as corpora
+from lab.notebooks import views as notebooks
+from lab.runs import views as runs
+
+
+def healthz(request):
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="notebook-list"), name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("notebooks/", notebooks.notebook_list, name="notebook-list"),
+    path("notebooks/<int:pk>/", notebooks.notebook_detail, name="notebook-detail"),
+    path("notebooks/<int:pk>/cells/", notebooks.cell_add, name="cell-add"),
+    path("cells/<int:pk>/save/", notebooks.cell_save, name="cell-save"),
+    path("cells/<int:pk>/run/", notebooks.cell_run, name="cell-run"),
+    path("cells/<int:pk>/delete/", notebooks.cell_delete, name="cell-delete"),
+    path("cells/<int:pk>/move/", notebooks.cell_move, name="cell-move"),
+    path("cells/<int:pk>/use-run/", notebooks.cell_use_run, name="cell-use-run"),
+    path("cells/<int:pk>/estimate/", notebooks.cell_estimate, name="cell-estimate"),
+    path("corpora/", corpora.corpus_list, name="corpus-list"),
+    path("corpora/<int:pk>/", corpora.corpus_detail, name="corpus-detail"),
+    path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
+    path("runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
+    path("runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),
+    path("runs/<int:pk>/events/", runs.run_events, name="run-events"),
+    path("artifacts/<int:pk>/download/", runs.artifact_download, name="artifact-download"),
+    path("artifacts/<int:pk>/encode/", runs.tokenizer_encode, name="tokenizer-encode"),
+    path("api/", include("lab.api.urls")),
+]

@@ -1,0 +1,185 @@
+// Live view of one run: charts, progress, samples and log, fed by the run's websocket.
+// The server replays stored events after `?after=<seq>` and then streams live batches; we drop
+// duplicates by seq and reconnect on a gap, so a reload or a dropped socket loses nothing.
+(function () {
+  "use strict";
+
+  const TERMINAL = ["succeeded", "failed", "cancelled", "lost"];
+  const CHART_LAYOUT = {
+    margin: { l: 48, r: 12, t: 28, b: 32 }, height: 220, showlegend: true,
+    legend: { orientation: "h", y: 1.18, x: 0 }, font: { size: 11 },
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+    xaxis: { title: { text: "step" }, gridcolor: "#e5e7eb" }, yaxis: { gridcolor: "#e5e7eb" },
+  };
+  const CHARTS = {
+    loss: { title: "loss", series: [["loss", "train loss"], ["val_loss", "val loss"]] },
+    lr: { title: "learning rate", series: [["lr", "lr"]] },
+    speed: { title: "tokens / s", series: [["tokens_per_s", "tokens/s"]] },
+  };
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function formatSeconds(s) {
+    if (!isFinite(s) || s < 0) return "–";
+    if (s < 60) return Math.round(s) + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
+    return Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min";
+  }
+
+  class RunView {
+    constructor(root) {
+      this.root = root;
+      this.runId = Number(root.dataset.runId);
+      this.compact = root.dataset.compact === "1";
+      this.state = JSON.parse(root.dataset.state || "{}");
+      this.lastSeq = 0;
+      this.points = 0;
+      this.firstMetric = null; // {step, t} to estimate the ETA
+      this.lastMetric = null;
+      this.retry = 0;
+      this.build();
+      this.renderState();
+      this.connect();
+      (window.__labRuns = window.__labRuns || {})[this.runId] = this;
+    }
+
+    build() {
+      const r = this.root;
+      this.statusEl = r.querySelector("[data-role=status]");
+      this.progressBar = r.querySelector("[data-role=progress-bar]");
+      this.progressText = r.querySelector("[data-role=progress-text]");
+      this.metricsEl = r.querySelector("[data-role=metrics]");
+      this.samplesEl = r.querySelector("[data-role=samples]");
+      this.logEl = r.querySelector("[data-role=log]");
+      this.charts = {};
+      const chartsEl = r.querySelector("[data-role=charts]");
+      const wanted = this.root.dataset.charts === "0" ? [] : this.compact ? ["loss"] : Object.keys(CHARTS);
+      for (const key of wanted) {
+        const div = el("div", "chart");
+        div.dataset.chart = key;
+        chartsEl.appendChild(div);
+        const traces = CHARTS[key].series.map(([, name]) => ({ x: [], y: [], name, mode: "lines+markers", marker: { size: 4 } }));
+        const layout = Object.assign({}, CHART_LAYOUT, { title: { text: CHARTS[key].title, font: { size: 13 } } });
+        if (key === "lr") layout.yaxis = Object.assign({}, CHART_LAYOUT.yaxis, { exponentformat: "e" });
+        Plotly.newPlot(div, traces, layout, { displayModeBar: false, responsive: true });
+        this.charts[key] = div;
+      }
+    }
+
+    connect() {
+      const proto = location.protocol === "https:" ? "wss" : "ws";
+      const ws = new WebSocket(`${proto}://${location.host}/ws/runs/${this.runId}/?after=${this.lastSeq}`);
+      this.ws = ws;
+      ws.onopen = () => { this.retry = 0; this.root.dataset.connected = "1"; };
+      ws.onmessage = (msg) => this.receive(JSON.parse(msg.data));
+      ws.onclose = () => {
+        this.root.dataset.connected = "0";
+        if (this.closedOnPurpose) return;
+        this.retry = Math.min(this.retry + 1, 6);
+        setTimeout(() => this.connect(), 250 * 2 ** this.retry);
+      };
+    }
+
+    reconnect() { // a gap in seq: ask the server to replay from what we have
+      this.ws.onclose = null;
+      this.ws.close();
+      this.connect();
+    }
+
+    receive(message) {
+      const fresh = [];
+      for (const event of message.events) {
+        if (event.seq <= this.lastSeq) continue; // already seen (replay overlapping live)
+        if (event.seq !== this.lastSeq + 1) { this.reconnect(); break; }
+        fresh.push(event);
+        this.lastSeq = event.seq;
+      }
+      this.apply(fresh);
+      if (message.run) { this.state = message.run; this.renderState(); }
+      this.root.dataset.lastSeq = String(this.lastSeq);
+    }
+
+    apply(events) {
+      const add = {};
+      for (const e of events) {
+        if (e.type === "metric") {
+          const v = e.values || {};
+          for (const [chart, spec] of Object.entries(CHARTS)) {
+            spec.series.forEach(([key], i) => {
+              if (v[key] === undefined || !this.charts[chart]) return;
+              const slot = (add[chart] = add[chart] || spec.series.map(() => ({ x: [], y: [] })));
+              slot[i].x.push(e.step); slot[i].y.push(v[key]);
+              this.points += 1;
+            });
+          }
+          if (v.loss !== undefined) {
+            this.lastMetric = { step: e.step, t: e.t };
+            if (!this.firstMetric || e.step < this.firstMetric.step) this.firstMetric = this.lastMetric;
+          }
+          this.latest = Object.assign(this.latest || {}, v);
+        } else if (e.type === "sample" && this.samplesEl) {
+          const box = el("div", "sample");
+          box.appendChild(el("div", "sample-step", `step ${e.step}`));
+          box.appendChild(el("pre", "", (e.prompt || "") + e.text));
+          this.samplesEl.prepend(box);
+        } else if (this.logEl && (e.type === "log" || e.type === "status" || e.type === "error" || e.type === "checkpoint" || e.type === "artifact")) {
+          const text = e.type === "checkpoint" ? `checkpoint saved at step ${e.step}`
+            : e.type === "artifact" ? `artifact: ${e.kind}`
+            : e.type === "status" ? `status: ${e.status}${e.message ? " — " + e.message : ""}`
+            : e.message;
+          const line = el("div", `log-line log-${e.type}`, `${new Date(e.t * 1000).toLocaleTimeString()}  ${text}`);
+          this.logEl.appendChild(line);
+          while (this.logEl.childNodes.length > 200) this.logEl.removeChild(this.logEl.firstChild);
+          this.logEl.scrollTop = this.logEl.scrollHeight;
+        }
+      }
+      for (const [chart, slots] of Object.entries(add)) {
+        const idx = [], xs = [], ys = [];
+        slots.forEach((s, i) => { if (s.x.length) { idx.push(i); xs.push(s.x); ys.push(s.y); } });
+        if (idx.length) Plotly.extendTraces(this.charts[chart], { x: xs, y: ys }, idx);
+      }
+    }
+
+    renderState() {
+      const s = this.state;
+      if (this.statusEl) {
+        this.statusEl.textContent = s.status;
+        this.statusEl.className = `badge badge-${s.status}`;
+      }
+      const total = s.total_steps || 0;
+      const step = s.step || 0;
+      const pct = total ? Math.min(100, (100 * step) / total) : (s.status === "succeeded" ? 100 : 0);
+      if (this.progressBar) this.progressBar.style.width = pct.toFixed(1) + "%";
+      if (this.progressText) {
+        let eta = "";
+        if (s.status === "running" && this.firstMetric && this.lastMetric && this.lastMetric.step > this.firstMetric.step && total) {
+          const rate = (this.lastMetric.t - this.firstMetric.t) / (this.lastMetric.step - this.firstMetric.step);
+          eta = ` · ETA ${formatSeconds(rate * (total - step))}`;
+        }
+        this.progressText.textContent = total ? `step ${step} / ${total} (${pct.toFixed(0)}%)${eta}` : s.status;
+      }
+      if (this.metricsEl) {
+        const m = s.latest_metrics || {};
+        const show = [["loss", 4], ["val_loss", 4], ["val_ppl", 2], ["lr", 6], ["tokens_per_s", 0]];
+        this.metricsEl.textContent = show.filter(([k]) => m[k] !== undefined)
+          .map(([k, d]) => `${k} ${Number(m[k]).toFixed(d)}`).join(" · ");
+      }
+      this.root.querySelectorAll("[data-when]").forEach((node) => {
+        const when = node.dataset.when;
+        node.hidden = !((when === "active" && s.is_active && s.status !== "cancelling") || (when === "resumable" && s.can_resume));
+      });
+      const error = this.root.querySelector("[data-role=error]");
+      if (error) { error.hidden = !s.error; error.textContent = s.error ? `${s.error_field ? s.error_field + ": " : ""}${s.error}` : ""; }
+      if (TERMINAL.includes(s.status)) this.root.dataset.finished = "1";
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll("[data-run-view]").forEach((root) => new RunView(root));
+  });
+})();

@@ -1,0 +1,135 @@
+"""Shared fixtures: the cast (alice owns, bob annotates, carol is a member, mallory is an outsider),
+sample data, and real processes: Celery workers and the ASGI web server against the test database."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from lab.accounts.actions import add_member, create_team, create_user
+from lab.accounts.models import Role
+from lab.sample_data import ensure_sample_data
+
+REPO = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> dict[str, Path]:
+    return ensure_sample_data(log=lambda msg: None)
+
+
+@pytest.fixture
+def cast(db):
+    """alice owns team Alpha, carol is a member, bob annotates; mallory owns team Mallory."""
+    alice, bob, carol, mallory = (create_user(name, PASSWORD) for name in ("alice", "bob", "carol", "mallory"))
+    team = create_team("Alpha", alice)
+    add_member(team, carol, Role.MEMBER)
+    add_member(team, bob, Role.ANNOTATOR)
+    other = create_team("Mallory's team", mallory)
+    return type("Cast", (), {"alice": alice, "bob": bob, "carol": carol, "mallory": mallory, "team": team, "other_team": other})
+
+
+def _database_url() -> str:
+    """The test database as a URL, for processes we start (settings_dict names it after setup)."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def process_env(transactional_db) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
+
+
+class Processes:
+    """Starts lab processes in their own process groups and stops them all at teardown."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, args: list[str], ready=None, timeout: float = 60) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "wb")
+        proc = subprocess.Popen(args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log_path = self.log_dir / f"{name}.log"
+        self.procs.append(proc)
+        deadline = time.monotonic() + timeout
+        while ready is not None and not ready(proc):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{proc.log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+        return proc
+
+    def worker(self, name: str, queues: str = "cpu,gpu", beat: bool = False) -> subprocess.Popen:
+        args = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", "1",
+                "--pool", "prefork", "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+        if beat:
+            args += ["-B", "--schedule", str(self.log_dir / f"{name}-beat-schedule")]
+        return self.start(name, args, ready=lambda p: b" ready." in p.log_path.read_bytes())
+
+    def web(self) -> str:
+        port = _free_port()
+        self.start("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "lab.asgi:application"],
+                   ready=lambda p: _port_open(port))
+        return f"http://127.0.0.1:{port}"
+
+    @staticmethod
+    def kill(proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                self.kill(proc, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill(proc)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def processes(process_env, tmp_path):
+    procs = Processes(process_env, tmp_path)
+    yield procs
+    procs.stop_all()
+    for proc in procs.procs:  # on failure, show what the processes said
+        sys.stdout.write(f"--- {proc.log_path.name} (tail)\n{proc.log_path.read_text(errors='replace')[-2000:]}\n")
+
+
+def wait_for(predicate, timeout: float = 120, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,3 @@
+from workers.app import app
+
+__all__ = ["app"]

@@ -1,0 +1,244 @@
+"""Turns a claimed Run into a training process and relays its events.
+
+The worker never imports torch: training runs in a fresh child process (`python -m training ...`)
+in its own session, so cancel signals reach its whole process group and CUDA is never initialised
+in a forking parent. The child writes JSON-line events to a pipe; we store them in batches (the
+database is the source of truth) and publish each batch to the run's Channels group.
+"""
+
+import ctypes
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from lab.runs.models import Run, RunEvent, Status
+from lab.runs.streaming import publish
+from workers.artifacts import register_artifact
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+STATUS_CHECK_SECONDS = 0.5
+LOG_TAIL_LINES = 30
+
+
+def _die_with_parent() -> None:
+    # If the worker is killed (kill -9, machine loss), the kernel kills the training process too,
+    # so a resumed copy never races an orphan writing to the same run folder.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def supervise(run_id: int, hostname: str) -> str:
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return "missing"
+    token = run.claim(hostname, settings.LAB_LEASE_SECONDS)
+    if token is None:
+        return f"not claimed (status {run.status})"  # a duplicate delivery, or cancelled while queued
+    return Supervisor(run, token).run()
+
+
+class Supervisor:
+    def __init__(self, run: Run, token: str):
+        self.run_row = run
+        self.token = token
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.final_status: str | None = None
+        self.last_error: dict = {}
+        self.signalled_at: float | None = None
+        self.lease_lost = False
+
+    # -- launch ------------------------------------------------------------------------------
+
+    def write_config(self) -> Path:
+        run = self.run_row
+        out_dir = Path(run.config["output_dir"])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config = dict(run.config)
+        if run.last_checkpoint and Path(run.last_checkpoint).is_dir():
+            config["resume_from"] = run.last_checkpoint
+        path = out_dir / f"attempt-{run.attempt}.json"
+        path.write_text(json.dumps(config, indent=2))
+        return path
+
+    def launch(self, config_path: Path) -> subprocess.Popen:
+        run = self.run_row
+        read_fd, write_fd = os.pipe()
+        python = settings.LAB_TRAINING_PYTHON or sys.executable
+        cmd = [python, "-m", "training", run.stage, "--config", str(config_path),
+               "--events", f"/dev/fd/{write_fd}", "--seq-start", str(run.last_seq + 1)]
+        log_file = open(Path(run.config["output_dir"]) / "process.log", "ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent, cwd=settings.BASE_DIR, env=env,
+        )
+        os.close(write_fd)
+        log_file.close()
+        threading.Thread(target=self._read_events, args=(read_fd,), daemon=True).start()
+        return proc
+
+    def _read_events(self, fd: int) -> None:
+        with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as pipe:
+            for line in pipe:
+                self.lines.put(line)
+        self.lines.put(None)
+
+    # -- relay ------------------------------------------------------------------------------
+
+    def run(self) -> str:
+        run = self.run_row
+        resuming = f", resuming from {Path(run.last_checkpoint).name}" if run.last_checkpoint else ""
+        note = run.append_event("log", level="info", message=f"attempt {run.attempt} on {run.worker}{resuming}")
+        running = run.append_event("status", status=Status.RUNNING, message="started")
+        publish(run, [note.as_message(), running.as_message()])
+        try:
+            proc = self.launch(self.write_config())
+        except OSError as exc:
+            return self.finish(Status.FAILED, f"could not start the training process: {exc}")
+        reader_done = False
+        next_heartbeat = time.monotonic() + settings.LAB_HEARTBEAT_SECONDS
+        next_status_check = 0.0
+        while True:
+            reader_done = self.flush(wait=settings.LAB_EVENT_FLUSH_SECONDS) or reader_done
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                next_heartbeat = now + settings.LAB_HEARTBEAT_SECONDS
+                self.lease_lost = self.lease_lost or not self.run_row.renew_lease(self.token, settings.LAB_LEASE_SECONDS)
+            if now >= next_status_check:
+                next_status_check = now + STATUS_CHECK_SECONDS
+                self.obey_cancel(proc)
+            if self.lease_lost:
+                self.signal(proc, signal.SIGKILL)
+                proc.wait()
+                break
+            if reader_done and proc.poll() is not None:
+                break
+        return self.conclude(proc.returncode)
+
+    def flush(self, wait: float) -> bool:
+        """Store and publish what the child wrote since the last flush. True once the pipe closed."""
+        batch: list[dict] = []
+        closed = False
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                closed = True
+                break
+            event = self._parse(line)
+            if event is not None:
+                batch.append(event)
+        if batch and not self.lease_lost:
+            self.lease_lost = not self.store(batch)
+        return closed
+
+    def _parse(self, line: str) -> dict | None:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("run %s: ignoring a line that is not JSON: %r", self.run_row.pk, line[:200])
+            return None
+        if not isinstance(event, dict) or not isinstance(event.get("seq"), int) or "type" not in event:
+            log.warning("run %s: ignoring a malformed event: %r", self.run_row.pk, line[:200])
+            return None
+        return event
+
+    def store(self, batch: list[dict]) -> bool:
+        """Save a batch under our lease. False if the lease was taken from us: nothing is kept."""
+        run = self.run_row
+        updates: dict = {"last_seq": batch[-1]["seq"]}
+        metrics = dict(run.latest_metrics)
+        for event in batch:
+            kind = event["type"]
+            if kind == "metric":
+                metrics.update(event.get("values", {}))
+                updates["step"] = event.get("step", run.step)
+            elif kind == "status":
+                self.final_status = event.get("status")
+                if event.get("total_steps") is not None:
+                    updates["total_steps"] = event["total_steps"]
+            elif kind == "checkpoint":
+                updates["last_checkpoint"] = event["path"]
+                updates["step"] = event.get("step", run.step)
+            elif kind == "error":
+                self.last_error = event
+        updates["latest_metrics"] = metrics
+        with transaction.atomic():
+            RunEvent.objects.bulk_create(
+                RunEvent(run=run, seq=e["seq"], t=e.get("t", time.time()), type=e["type"],
+                         data={k: v for k, v in e.items() if k not in ("seq", "t", "type")})
+                for e in batch
+            )
+            if not Run.objects.filter(pk=run.pk, lease_token=self.token).update(**updates):
+                transaction.set_rollback(True)
+                return False
+            for e in batch:
+                if e["type"] == "artifact":
+                    register_artifact(run, e)
+        for key, value in updates.items():
+            setattr(run, key, value)
+        publish(run, batch)
+        return True
+
+    def obey_cancel(self, proc: subprocess.Popen) -> None:
+        status = Run.objects.filter(pk=self.run_row.pk).values_list("status", flat=True).first()
+        if status == Status.CANCELLING and self.signalled_at is None:
+            self.signalled_at = time.monotonic()
+            self.run_row.status = Status.CANCELLING
+            self.signal(proc, signal.SIGINT)
+        elif self.signalled_at is not None and time.monotonic() - self.signalled_at > settings.LAB_CANCEL_GRACE_SECONDS:
+            self.signal(proc, signal.SIGKILL)
+
+    @staticmethod
+    def signal(proc: subprocess.Popen, sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    # -- outcome ----------------------------------------------------------------------------
+
+    def conclude(self, returncode: int) -> str:
+        if self.lease_lost:
+            return "lease lost: another worker or the reaper took the run"
+        if self.final_status == Status.SUCCEEDED and returncode == 0:
+            return self.finish(Status.SUCCEEDED)
+        if self.final_status == Status.CANCELLED or self.signalled_at is not None:
+            return self.finish(Status.CANCELLED)
+        message = self.last_error.get("message") or self._log_tail() or f"training process exited with code {returncode}"
+        return self.finish(Status.FAILED, message, self.last_error.get("field", ""))
+
+    def _log_tail(self) -> str:
+        path = Path(self.run_row.config["output_dir"]) / "process.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+        except OSError:
+            return ""
+
+    def finish(self, status: str, error: str = "", field: str = "") -> str:
+        run = self.run_row
+        with transaction.atomic():
+            if not run.finish(self.token, status, error, field):
+                return "lease lost before finishing"
+            events = []
+            if status == Status.FAILED:
+                events.append(run.append_event("status", status=status, message=error.splitlines()[-1] if error else ""))
+            elif self.final_status != status:
+                events.append(run.append_event("status", status=status, message=f"ended {timezone.now():%H:%M:%S}"))
+        publish(run, [e.as_message() for e in events])
+        return status

@@ -1,0 +1,26 @@
+"""Celery tasks: twenty lines each; the work lives in supervisor.py and recovery.py."""
+
+import socket
+
+from celery.utils.log import get_task_logger
+
+from workers.app import app
+
+log = get_task_logger(__name__)
+
+
+@app.task(name="workers.execute_run")
+def execute_run(run_id: int) -> str:
+    from workers.supervisor import supervise
+
+    hostname = execute_run.request.hostname or socket.gethostname()
+    outcome = supervise(run_id, hostname)
+    log.info("run %s: %s", run_id, outcome)
+    return outcome
+
+
+@app.task(name="workers.reap_lost_runs")
+def reap_lost_runs() -> int:
+    from workers.recovery import reap_lost_runs as reap
+
+    return reap()
