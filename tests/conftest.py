@@ -25,6 +25,14 @@ def sample_data() -> dict[str, Path]:
     return ensure_sample_data(log=lambda msg: None)
 
 
+@pytest.fixture(autouse=True)
+def data_dir(settings, tmp_path) -> Path:
+    """Each test gets its own LAB_DATA_DIR (run folders are named by ids, which tests reuse)."""
+    settings.LAB_DATA_DIR = tmp_path / "data"
+    settings.LAB_DATA_DIR.mkdir()
+    return settings.LAB_DATA_DIR
+
+
 @pytest.fixture
 def cast(db):
     """alice owns team Alpha, carol is a member, bob annotates; mallory owns team Mallory."""
@@ -46,8 +54,8 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def process_env(transactional_db) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
+def process_env(transactional_db, data_dir) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": _database_url(), "LAB_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
 
 
 class Processes:

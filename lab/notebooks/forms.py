@@ -129,4 +129,4 @@ FORMS = {
 
 class UploadCorpusForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
-    file = forms.FileField(help_text=".txt (documents separated by blank lines) or .jsonl with a text field")
+    file = forms.FileField(allow_empty_file=True, help_text=".txt (documents separated by blank lines) or .jsonl with a text field")

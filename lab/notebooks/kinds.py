@@ -103,8 +103,31 @@ def training_config(cell: Cell, inputs: dict[str, Output], output_dir: str):
     if cell.kind == Cell.Kind.TOKENIZER:
         return TokenizerConfig.from_dict({**user_config, **paths})
     if cell.kind == Cell.Kind.PRETRAIN:
-        return PretrainConfig.from_dict({**user_config, **paths, "tokenizer_path": inputs["tokenizer_cell"].path})
+        config = PretrainConfig.from_dict({**user_config, **paths, "tokenizer_path": inputs["tokenizer_cell"].path})
+        check_data_fits(config, inputs)
+        return config
     raise ConfigError("kind", f"a {cell.kind} cell does not run")
+
+
+def check_data_fits(config: PretrainConfig, inputs: dict[str, Output]) -> None:
+    """Refuse a batch larger than the corpus before queueing, when the tokenizer counted this corpus.
+
+    The count comes from the tokenizer run (tokens of the same corpus under the same tokenizer), so
+    the estimate is close; the training process checks exactly and fails with the same field.
+    """
+    tokenizer, corpus = inputs["tokenizer_cell"], inputs["corpus_cell"]
+    tokens = tokenizer.metadata.get("tokens")
+    counted_here = Artifact.objects.filter(pk=tokenizer.id, parent_corpora=corpus.id).exists()
+    if not tokens or not counted_here:
+        return
+    blocks = (tokens + tokenizer.metadata.get("n_documents", 0)) // (config.context_length + 1)
+    train_blocks = int(blocks * (1 - config.val_fraction))
+    if config.batch_size > train_blocks:
+        raise ConfigError(
+            "batch_size",
+            f"{config.batch_size} is larger than the ~{train_blocks} training sequences of {config.context_length} "
+            f"tokens in '{corpus.name}': lower the batch size or the context length",
+        )
 
 
 def run_output_dir(run_id: int) -> str:
