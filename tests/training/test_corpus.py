@@ -1,0 +1,83 @@
+"""Streaming corpus readers: documents, and errors that point at the line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training import corpus as corpus_module
+from training.corpus import CorpusError, iter_documents
+
+
+def test_it_splits_text_on_blank_lines(tmp_path: Path):
+    path = tmp_path / "c.txt"
+    path.write_text("First Citizen:\nSpeak.\n\n\nAll:\nSpeak, speak.\n   \n\r\nLast one.\n")
+    assert list(iter_documents(path, "txt")) == ["First Citizen:\nSpeak.", "All:\nSpeak, speak.", "Last one."]
+
+
+def test_it_reads_the_sample_corpus_as_speeches(corpus: Path):
+    docs = iter_documents(corpus, "txt")
+    assert next(docs) == "First Citizen:\nBefore we proceed any further, hear me speak."
+    assert sum(1 for _ in docs) + 1 == 7222
+
+
+def test_it_reads_jsonl_text_and_skips_blank_lines(tmp_path: Path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": "one\n\ntwo", "id": 1}) + "\n\n" + json.dumps({"text": "three"}) + "\n")
+    assert list(iter_documents(path, "jsonl")) == ["one\n\ntwo", "three"]
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "reason"),
+    [
+        ('{"text": "unterminated', "not valid JSON"),
+        ('{"title": "no text"}', 'no "text" key'),
+        ('{"text": 42}', '"text" must be a string'),
+        ('["text"]', "expected a JSON object"),
+    ],
+)
+def test_it_reports_the_line_of_a_bad_jsonl_record(tmp_path: Path, bad_line: str, reason: str):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "fine"}\n\n' + bad_line + "\n")
+    with pytest.raises(CorpusError) as info:
+        list(iter_documents(path, "jsonl"))
+    assert info.value.line == 3
+    assert info.value.field == "corpus_path"
+    assert reason in info.value.message and "line 3" in info.value.message
+
+
+def test_it_reports_the_line_of_bytes_that_are_not_utf8(tmp_path: Path):
+    path = tmp_path / "c.txt"
+    path.write_bytes("ok\n\nstill fine\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(CorpusError) as info:
+        list(iter_documents(path, "txt"))
+    assert info.value.line == 4 and "UTF-8" in info.value.message
+
+
+@pytest.mark.parametrize("content", ["", "\n\n   \n"])
+def test_it_rejects_an_empty_corpus(tmp_path: Path, content: str):
+    path = tmp_path / "c.txt"
+    path.write_text(content)
+    with pytest.raises(CorpusError) as info:
+        list(iter_documents(path, "txt"))
+    assert "no text" in info.value.message and info.value.field == "corpus_path"
+
+
+def test_it_cuts_a_document_without_blank_lines_instead_of_holding_the_file(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(corpus_module, "MAX_DOCUMENT_CHARS", 100)
+    path = tmp_path / "c.txt"
+    path.write_text("".join(f"line {i:03d} of a file with no blank lines\n" for i in range(30)))
+    docs = list(iter_documents(path, "txt"))
+    assert len(docs) > 5 and all(len(d) < 200 for d in docs)
+    assert "\n".join(docs) == path.read_text().rstrip("\n")
+
+
+def test_it_streams_rather_than_reading_the_whole_file(tmp_path: Path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": "first"}) + "\nnot json at all\n")
+    docs = iter_documents(path, "jsonl")
+    assert next(docs) == "first"  # the bad second line is not read yet
+    with pytest.raises(CorpusError):
+        next(docs)

@@ -1,0 +1,281 @@
+"""Stage configs: what a Cell's form saves and what `python -m training <stage> --config` reads.
+
+The web process imports this module to validate a config before it queues a run, so it imports
+no torch: every check here is plain Python. Checks that need the data or the model (the corpus is
+empty, the batch is larger than the corpus) are raised later, by the stage, with the same
+`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from training import presets
+
+CORPUS_FORMATS = ("txt", "jsonl")
+C = TypeVar("C", bound="_Config")
+
+
+class ConfigError(Exception):
+    """A config value the stage cannot run with. `field` names the key the user has to change."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def require_file(field_name: str, path: str) -> Path:
+    """The path as a Path, or a ConfigError on `field_name` when no such file exists."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(field_name, f"no such file: {path}")
+    return p
+
+
+class _Config:
+    """Shared by the stage configs: `from_dict` with strict keys and types, `to_dict`."""
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        """The config from JSON data; unknown or missing keys and wrong types are ConfigErrors."""
+        if not isinstance(d, dict):
+            raise ConfigError("config", f"must be a JSON object, not {type(d).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in d:
+            if key not in fields:
+                raise ConfigError(key, f"unknown key (known keys: {', '.join(fields)})")
+        for name, f in fields.items():
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if required and name not in d:
+                raise ConfigError(name, "is required")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def _check_types(self) -> None:
+        """Reject values of the wrong JSON type; an int is taken, as a float, for a float."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            expected = hints[f.name]
+            if expected is float and _is_int(value):
+                setattr(self, f.name, float(value))
+                continue
+            if not _matches(value, expected):
+                got = f"{type(value).__name__} ({value!r})"
+                raise ConfigError(f.name, f"must be {_type_name(expected)}, not {got}")
+
+
+def _is_int(value: Any) -> bool:
+    # bool is a subclass of int; `"batch_size": true` is a mistake, not 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(expected))
+    if origin is list:
+        (item,) = typing.get_args(expected)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if expected is type(None):
+        return value is None
+    if expected is int:
+        return _is_int(value)
+    if expected is float:
+        return isinstance(value, float)
+    return isinstance(value, expected)
+
+
+def _type_name(expected: Any) -> str:
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(expected))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(expected)[0])}"
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    return names.get(expected, "null" if expected is type(None) else expected.__name__)
+
+
+def _check_corpus(corpus_path: str, corpus_format: str) -> None:
+    if not corpus_path:
+        raise ConfigError("corpus_path", "must not be empty")
+    if corpus_format not in CORPUS_FORMATS:
+        raise ConfigError(
+            "corpus_format", f"must be one of {', '.join(CORPUS_FORMATS)}, not {corpus_format!r}"
+        )
+
+
+@dataclass
+class TokenizerConfig(_Config):
+    """Train a byte-level BPE tokenizer on a corpus (`python -m training tokenizer`)."""
+
+    corpus_path: str
+    """Path of the text corpus to learn the vocabulary from."""
+    output_dir: str
+    """Folder the tokenizer is written to, as `tokenizer.json`."""
+    corpus_format: str = "txt"
+    """`txt`: documents split by blank lines; `jsonl`: one JSON object a line with a `text`."""
+    algorithm: str = "bpe"
+    """Tokenization algorithm. Only `bpe` (byte-level BPE, as in GPT-2) for now."""
+    vocab_size: int = 4096
+    """Vocabulary size, 256 bytes and special tokens included; a small corpus may give less."""
+    min_frequency: int = 2
+    """A pair must occur at least this many times to be merged."""
+    special_tokens: list[str] = field(default_factory=lambda: ["<|endoftext|>", "<|pad|>"])
+    """Tokens never split or merged. The first ends each document (eos); `<|pad|>` pads."""
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        _check_corpus(self.corpus_path, self.corpus_format)
+        if not self.output_dir:
+            raise ConfigError("output_dir", "must not be empty")
+        if self.algorithm != "bpe":
+            raise ConfigError(
+                "algorithm",
+                f"only 'bpe' (byte-level BPE) is supported for now, not {self.algorithm!r}",
+            )
+        if not self.special_tokens:
+            raise ConfigError("special_tokens", "needs at least one token, the end-of-text token")
+        if any(not t for t in self.special_tokens):
+            raise ConfigError("special_tokens", "must not contain an empty string")
+        if len(set(self.special_tokens)) != len(self.special_tokens):
+            raise ConfigError("special_tokens", "must not contain duplicates")
+        smallest = 256 + len(self.special_tokens)
+        if not smallest <= self.vocab_size <= 1_000_000:
+            raise ConfigError(
+                "vocab_size",
+                f"must be between {smallest} (256 bytes + {len(self.special_tokens)} special "
+                f"tokens) and 1000000, not {self.vocab_size}",
+            )
+        if self.min_frequency < 1:
+            raise ConfigError("min_frequency", "must be at least 1")
+
+
+@dataclass
+class PretrainConfig(_Config):
+    """Pretrain a Llama-style decoder, from scratch or on (`python -m training pretrain`)."""
+
+    corpus_path: str
+    """Path of the text corpus to train on."""
+    tokenizer_path: str
+    """Path of the `tokenizer.json` written by the tokenizer stage."""
+    output_dir: str
+    """Run folder: `tokens.bin` and the `step-000200/` checkpoints are written here."""
+    corpus_format: str = "txt"
+    """`txt`: documents split by blank lines; `jsonl`: one JSON object a line with a `text`."""
+    preset: str = "tiny"
+    """Model shape: `tiny` (~1M), `small` (~10M) or `gpt2-124m`. Ignored with `init_from`."""
+    context_length: int = 128
+    """Tokens per training sequence; at most the model's max position embeddings."""
+    batch_size: int = 16
+    """Sequences per micro-batch."""
+    grad_accum: int = 1
+    """Micro-batches accumulated per optimizer step."""
+    max_steps: int = 200
+    """Optimizer steps to train for."""
+    lr: float = 3e-3
+    """Peak learning rate, reached after warmup."""
+    min_lr_ratio: float = 0.1
+    """The cosine decay ends at `lr * min_lr_ratio`."""
+    warmup_steps: int = 20
+    """Steps of linear warmup from 0 to `lr`; fewer than `max_steps`."""
+    weight_decay: float = 0.1
+    """AdamW weight decay, applied to matrices and embeddings, not to norms."""
+    beta1: float = 0.9
+    """AdamW beta1."""
+    beta2: float = 0.95
+    """AdamW beta2."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value; 0 turns clipping off."""
+    precision: str = "fp32"
+    """`fp32`, or `bf16` autocast (weights and optimizer stay fp32)."""
+    compile: bool = False
+    """Compile the model with `torch.compile` (slow to start, faster per step on GPU)."""
+    seed: int = 1337
+    """Seeds the weights, the train/val split and the batch order."""
+    val_fraction: float = 0.05
+    """Share of the corpus's blocks held out for validation, above 0 and below 0.5."""
+    eval_every: int = 50
+    """Evaluate on the validation blocks every this many steps and at the end; 0 = end only."""
+    eval_batches: int = 10
+    """Validation batches per evaluation; always the same ones, so evaluations compare."""
+    sample_every: int = 100
+    """Generate a text sample every this many steps; 0 turns samples off."""
+    sample_prompt: str = ""
+    """Prompt of the samples; empty starts from the end-of-text token."""
+    sample_tokens: int = 64
+    """Tokens generated per sample."""
+    checkpoint_every_steps: int = 100
+    """Save a checkpoint every this many steps; 0 turns step checkpoints off."""
+    checkpoint_every_minutes: float = 0.0
+    """Also save a checkpoint when this many minutes passed since the last one; 0 turns it off."""
+    log_every: int = 10
+    """Emit a `metric` event (mean loss over the interval) every this many steps."""
+    device: str = "auto"
+    """`auto` (cuda when available, else cpu), `cpu` or `cuda`."""
+    resume_from: str | None = None
+    """A checkpoint folder (`…/step-000040`), or a run folder (its highest step), to resume from."""
+    init_from: str | None = None
+    """A Hugging Face model folder to continue pretraining: its weights and shape, new optimizer."""
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        _check_corpus(self.corpus_path, self.corpus_format)
+        for name in ("tokenizer_path", "output_dir"):
+            if not getattr(self, name):
+                raise ConfigError(name, "must not be empty")
+        if self.preset not in presets.PRESETS:
+            choices = ", ".join(presets.PRESETS)
+            raise ConfigError("preset", f"unknown preset {self.preset!r} (choose from {choices})")
+        if self.context_length < 2:
+            raise ConfigError("context_length", "must be at least 2")
+        longest = presets.max_positions(self.preset)
+        if self.init_from is None and self.context_length > longest:
+            raise ConfigError(
+                "context_length",
+                f"{self.context_length} is longer than the {longest} positions "
+                f"the {self.preset} model can serve",
+            )
+        for name in (
+            "batch_size", "grad_accum", "max_steps", "eval_batches", "sample_tokens", "log_every"
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, "must be at least 1")
+        for name in ("eval_every", "sample_every", "checkpoint_every_steps", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, "must not be negative")
+        for name in ("weight_decay", "grad_clip", "checkpoint_every_minutes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, "must not be negative")
+        if not self.lr > 0:
+            raise ConfigError("lr", "learning rate must be greater than 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("min_lr_ratio", "must be between 0 and 1")
+        if not 0 <= self.warmup_steps < self.max_steps:
+            raise ConfigError(
+                "warmup_steps", f"must be at least 0 and fewer than max_steps ({self.max_steps})"
+            )
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(name, "must be at least 0 and below 1")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError("precision", f"must be fp32 or bf16, not {self.precision!r}")
+        if not 0 < self.val_fraction < 0.5:
+            raise ConfigError("val_fraction", "must be above 0 and below 0.5")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError("device", f"must be auto, cpu or cuda, not {self.device!r}")
+        if self.resume_from is not None and self.init_from is not None:
+            raise ConfigError(
+                "init_from", "cannot be combined with resume_from (a resume restores the weights)"
+            )
+        for name in ("resume_from", "init_from"):
+            if getattr(self, name) == "":
+                raise ConfigError(name, "must be a folder or null, not an empty string")
