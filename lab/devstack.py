@@ -8,7 +8,8 @@ Steps, in order:
     (6390 first) that keeps nothing on disk; its URL is passed to every child as REDIS_URL.
  2. `manage.py migrate`, `manage.py collectstatic` (when STATIC_ROOT is set), the sample data,
     `manage.py seed_demo` (idempotent; it prints the demo login).
- 3. Daphne on 127.0.0.1:$LAB_PORT (default 8000) and one Celery worker with beat embedded.
+ 3. Daphne on 127.0.0.1:$LAB_PORT (default 8000), one Celery worker for runs (queues cpu and gpu)
+    and a control worker (queue `control`, with beat embedded) that reaps lost runs.
  4. Once the login page answers: the URL and the login, then supervision. If any child exits, all are
     stopped and this exits non-zero. Ctrl-C or SIGTERM stops them all (newest first) and exits 0.
 
@@ -321,8 +322,11 @@ def up(port: int) -> int:
 
         py = sys.executable
         stack.start("web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "lab.asgi:application"])
-        worker = "-A workers worker -B -Q cpu,gpu -c 1 --pool prefork -n local@%h --loglevel INFO"
+        worker = "-A workers worker -Q cpu,gpu -c 1 --pool prefork -n local@%h --loglevel INFO"
         stack.start("worker", [py, "-m", "celery", *worker.split()])
+        schedule = VAR_DIR / "celerybeat-schedule"
+        control = f"-A workers worker -B -Q control -c 1 -n control@%h --loglevel INFO --schedule {schedule}"
+        stack.start("control", [py, "-m", "celery", *control.split()])
         url = f"http://127.0.0.1:{port}/"
         wait_until_answers(f"{url}accounts/login/", stack)
 
