@@ -107,7 +107,20 @@ class Processes:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.kill(proc)
+                pass
+            # The leader may exit before its pool children, which still hold database connections
+            # and would keep the test database from being dropped: take the whole group.
+            _kill_group_and_wait(proc.pid)
+
+
+def _kill_group_and_wait(pgid: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 def _free_port() -> int:

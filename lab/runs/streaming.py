@@ -14,6 +14,7 @@ def run_state(run: Run) -> dict:
         "total_steps": run.total_steps,
         "latest_metrics": run.latest_metrics,
         "attempt": run.attempt,
+        "worker": run.worker,
         "error": run.error,
         "error_field": run.error_field,
         "can_resume": run.can_resume,

@@ -44,6 +44,8 @@
       this.retry = 0;
       this.build();
       this.renderState();
+      // The first paint shows the stored progress as it is; only later changes slide.
+      requestAnimationFrame(() => this.root.classList.add("painted"));
       this.connect();
       (window.__labRuns = window.__labRuns || {})[this.runId] = this;
     }
@@ -51,6 +53,7 @@
     build() {
       const r = this.root;
       this.statusEl = r.querySelector("[data-role=status]");
+      this.whereEl = r.querySelector("[data-role=where]");
       this.progressBar = r.querySelector("[data-role=progress-bar]");
       this.progressText = r.querySelector("[data-role=progress-text]");
       this.metricsEl = r.querySelector("[data-role=metrics]");
@@ -58,15 +61,18 @@
       this.logEl = r.querySelector("[data-role=log]");
       this.charts = {};
       const chartsEl = r.querySelector("[data-role=charts]");
-      const wanted = this.root.dataset.charts === "0" ? [] : this.compact ? ["loss"] : Object.keys(CHARTS);
+      const wanted = this.root.dataset.charts === "0" ? [] : Object.keys(CHARTS);
       for (const key of wanted) {
         const div = el("div", "chart");
         div.dataset.chart = key;
         chartsEl.appendChild(div);
         const traces = CHARTS[key].series.map(([, name]) => ({ x: [], y: [], name, mode: "lines+markers", marker: { size: 4 } }));
-        const layout = Object.assign({}, CHART_LAYOUT, { title: { text: CHARTS[key].title, font: { size: 13 } } });
+        const layout = Object.assign({}, CHART_LAYOUT, { title: { text: CHARTS[key].title, font: { size: 13 } } },
+                                     this.compact ? { height: 190 } : {});
         if (key === "lr") layout.yaxis = Object.assign({}, CHART_LAYOUT.yaxis, { exponentformat: "e" });
         Plotly.newPlot(div, traces, layout, { displayModeBar: false, responsive: true });
+        // `responsive` follows the window only; a grid cell can change width on its own.
+        new ResizeObserver(() => Plotly.Plots.resize(div)).observe(div);
         this.charts[key] = div;
       }
     }
@@ -150,6 +156,9 @@
       if (this.statusEl) {
         this.statusEl.textContent = s.status;
         this.statusEl.className = `badge badge-${s.status}`;
+      }
+      if (this.whereEl && s.attempt !== undefined) {
+        this.whereEl.textContent = `attempt ${s.attempt}` + (s.worker ? ` · ${s.worker}` : "");
       }
       const total = s.total_steps || 0;
       const step = s.step || 0;
