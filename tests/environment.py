@@ -47,3 +47,6 @@ os.environ.setdefault("LAB_HEARTBEAT_SECONDS", "1")
 os.environ.setdefault("LAB_REAP_SECONDS", "2")
 os.environ.setdefault("LAB_CANCEL_GRACE_SECONDS", "30")
 os.environ.setdefault("DJANGO_DEBUG", "1")
+# WhiteNoise warns at every request when STATIC_ROOT is missing; tests serve static files through
+# the finders (WHITENOISE_USE_FINDERS), so an empty folder is all it needs.
+os.makedirs(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "var", "staticfiles"), exist_ok=True)
