@@ -7,7 +7,7 @@ else is a 404, never a 403, so ids of other teams cannot be probed.
 from django.http import Http404
 
 from lab.accounts.models import WORKING_ROLES, Team
-from lab.corpora.models import Corpus
+from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.models import Artifact, Run
 
@@ -44,8 +44,8 @@ def get_cell_for_user(user, pk) -> Cell:
     return _get_visible(Cell.objects.select_related("notebook__team", "current_run"), user, pk, "notebook__team")
 
 
-def get_corpus_for_user(user, pk) -> Corpus:
-    return _get_visible(Corpus.objects.select_related("team"), user, pk)
+def get_dataset_for_user(user, pk) -> Dataset:
+    return _get_visible(Dataset.objects.select_related("team"), user, pk)
 
 
 def get_run_for_user(user, pk) -> Run:
@@ -60,8 +60,8 @@ def notebooks_for_user(user):
     return Notebook.objects.filter(team__in=working_teams(user)).select_related("team")
 
 
-def corpora_for_user(user):
-    return Corpus.objects.filter(team__in=working_teams(user)).select_related("team")
+def datasets_for_user(user):
+    return Dataset.objects.filter(team__in=working_teams(user)).select_related("team")
 
 
 def runs_for_user(user):

@@ -56,7 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "lab.accounts",
-    "lab.corpora",
+    "lab.datasets",
     "lab.runs",
     "lab.notebooks",
 ]

@@ -4,7 +4,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from lab.corpora import views as corpora
+from lab.datasets import views as datasets
 from lab.notebooks import views as notebooks
 from lab.runs import views as runs
 
@@ -28,8 +28,8 @@ urlpatterns = [
     path("cells/<int:pk>/move/", notebooks.cell_move, name="cell-move"),
     path("cells/<int:pk>/use-run/", notebooks.cell_use_run, name="cell-use-run"),
     path("cells/<int:pk>/estimate/", notebooks.cell_estimate, name="cell-estimate"),
-    path("corpora/", corpora.corpus_list, name="corpus-list"),
-    path("corpora/<int:pk>/", corpora.corpus_detail, name="corpus-detail"),
+    path("datasets/", datasets.dataset_list, name="dataset-list"),
+    path("datasets/<int:pk>/", datasets.dataset_detail, name="dataset-detail"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lab.corpora.actions import create_corpus_from_path
+from lab.datasets.actions import create_dataset_from_path
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.models import Run
 
@@ -15,7 +15,7 @@ FAST_PRETRAIN = {
 
 
 def shakespeare_notebook(team, user, corpus_path: Path, **pretrain) -> dict[str, Cell]:
-    corpus = create_corpus_from_path(team, user, corpus_path, name="tinyshakespeare")
+    corpus = create_dataset_from_path(team, user, corpus_path, name="tinyshakespeare")
     notebook = Notebook.objects.create(team=team, title="Shakespeare", created_by=user)
     corpus_cell = Cell.objects.create(notebook=notebook, position=0, kind=Cell.Kind.CORPUS, config={"corpus": corpus.pk})
     tokenizer = Cell.objects.create(

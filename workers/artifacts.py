@@ -51,5 +51,5 @@ def register_artifact(run: Run, event: dict) -> Artifact:
         if used["kind"] == "artifact":
             artifact.parent_artifacts.add(used["id"])
         elif used["kind"] == "corpus":
-            artifact.parent_corpora.add(used["id"])
+            artifact.parent_datasets.add(used["id"])
     return artifact

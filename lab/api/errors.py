@@ -1,7 +1,7 @@
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from lab.corpora.ingest import IngestError
+from lab.datasets.ingest import IngestError
 from training.config import ConfigError
 
 

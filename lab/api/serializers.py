@@ -1,18 +1,18 @@
 from rest_framework import serializers
 
-from lab.corpora.models import Corpus
+from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.models import Artifact, Run
 
 
-class CorpusSerializer(serializers.ModelSerializer):
+class DatasetSerializer(serializers.ModelSerializer):
     class Meta:
-        model = Corpus
-        fields = ["id", "team", "name", "format", "size_bytes", "sha256", "n_documents", "n_lines", "preview", "created_at"]
+        model = Dataset
+        fields = ["id", "team", "name", "kind", "format", "size_bytes", "sha256", "n_records", "n_lines", "preview", "created_at"]
         read_only_fields = fields
 
 
-class CorpusUploadSerializer(serializers.Serializer):
+class DatasetUploadSerializer(serializers.Serializer):
     team = serializers.IntegerField()
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     file = serializers.FileField()
@@ -53,5 +53,5 @@ class ArtifactSerializer(serializers.ModelSerializer):
     class Meta:
         model = Artifact
         fields = ["id", "team", "run", "kind", "name", "sha256", "size_bytes", "metadata", "parent_artifacts",
-                  "parent_corpora", "created_at"]
+                  "parent_datasets", "created_at"]
         read_only_fields = fields

@@ -6,7 +6,7 @@ from rest_framework.routers import DefaultRouter
 from lab.api import views
 
 router = DefaultRouter()
-router.register("corpora", views.CorpusViewSet, basename="api-corpus")
+router.register("datasets", views.DatasetViewSet, basename="api-dataset")
 router.register("notebooks", views.NotebookViewSet, basename="api-notebook")
 router.register("cells", views.CellViewSet, basename="api-cell")
 router.register("runs", views.RunViewSet, basename="api-run")

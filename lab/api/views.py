@@ -9,31 +9,31 @@ from rest_framework.response import Response
 
 from lab import access
 from lab.api import serializers as s
-from lab.corpora.actions import create_corpus_from_chunks
+from lab.datasets.actions import create_dataset_from_chunks
 from lab.notebooks.forms import FORMS
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.views import artifact_response
 from lab.runs.actions import cancel_run, resume_run, start_cell_run
 
 
-class CorpusViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = s.CorpusSerializer
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.DatasetSerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     def get_queryset(self):
-        return access.corpora_for_user(self.request.user)
+        return access.datasets_for_user(self.request.user)
 
     def get_object(self):
-        return access.get_corpus_for_user(self.request.user, self.kwargs["pk"])
+        return access.get_dataset_for_user(self.request.user, self.kwargs["pk"])
 
-    @extend_schema(request={"multipart/form-data": s.CorpusUploadSerializer}, responses=s.CorpusSerializer)
+    @extend_schema(request={"multipart/form-data": s.DatasetUploadSerializer}, responses=s.DatasetSerializer)
     def create(self, request):
-        upload = s.CorpusUploadSerializer(data=request.data)
+        upload = s.DatasetUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         team = access.get_team_for_user(request.user, upload.validated_data["team"])
         f = upload.validated_data["file"]
-        corpus = create_corpus_from_chunks(team, request.user, upload.validated_data.get("name", ""), f.name, f.chunks())
-        return Response(s.CorpusSerializer(corpus).data, status=status.HTTP_201_CREATED)
+        corpus = create_dataset_from_chunks(team, request.user, upload.validated_data.get("name", ""), f.name, f.chunks())
+        return Response(s.DatasetSerializer(corpus).data, status=status.HTTP_201_CREATED)
 
 
 class NotebookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):

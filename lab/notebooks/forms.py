@@ -9,7 +9,7 @@ import typing
 
 from django import forms
 
-from lab.corpora.models import Corpus
+from lab.datasets.models import Dataset
 from lab.notebooks.kinds import CELL_INPUTS, INPUT_KINDS
 from lab.notebooks.models import Cell
 from training import presets
@@ -111,12 +111,12 @@ class NoteForm(forms.Form):
 
 
 class CorpusCellForm(forms.Form):
-    corpus = forms.TypedChoiceField(coerce=int, label="corpus", help_text="One of your team's corpora.")
+    corpus = forms.TypedChoiceField(coerce=int, label="corpus", help_text="One of your team's text datasets.")
 
     def __init__(self, *args, cell: Cell, **kwargs):
         super().__init__(*args, initial=cell.config, **kwargs)
-        corpora = Corpus.objects.for_team(cell.notebook.team)
-        self.fields["corpus"].choices = [(c.pk, f"{c.name} ({c.n_documents} documents)") for c in corpora]
+        corpora = Dataset.objects.for_team(cell.notebook.team).filter(kind=Dataset.Kind.TEXT)
+        self.fields["corpus"].choices = [(c.pk, f"{c.name} ({c.n_records} documents)") for c in corpora]
 
 
 FORMS = {

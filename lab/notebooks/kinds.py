@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from lab.corpora.models import Corpus
+from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact, Status
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
@@ -43,7 +43,7 @@ class Output:
 
 def cell_output(cell: Cell) -> Output | None:
     if cell.kind == Cell.Kind.CORPUS:
-        corpus = Corpus.objects.filter(pk=cell.config.get("corpus"), team=cell.notebook.team).first()
+        corpus = Dataset.objects.filter(pk=cell.config.get("corpus"), team=cell.notebook.team, kind=Dataset.Kind.TEXT).first()
         if corpus is None:
             return None
         return Output("corpus", corpus.pk, corpus.sha256, str(corpus.absolute_path), corpus.name, {"format": corpus.format})
@@ -117,10 +117,10 @@ def check_data_fits(config: PretrainConfig, inputs: dict[str, Output]) -> None:
     """
     tokenizer, corpus = inputs["tokenizer_cell"], inputs["corpus_cell"]
     tokens = tokenizer.metadata.get("tokens")
-    counted_here = Artifact.objects.filter(pk=tokenizer.id, parent_corpora=corpus.id).exists()
+    counted_here = Artifact.objects.filter(pk=tokenizer.id, parent_datasets=corpus.id).exists()
     if not tokens or not counted_here:
         return
-    blocks = (tokens + tokenizer.metadata.get("n_documents", 0)) // (config.context_length + 1)
+    blocks = (tokens + tokenizer.metadata.get("n_records", 0)) // (config.context_length + 1)
     train_blocks = int(blocks * (1 - config.val_fraction))
     if config.batch_size > train_blocks:
         raise ConfigError(

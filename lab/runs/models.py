@@ -210,7 +210,7 @@ class Artifact(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     metadata = models.JSONField(default=dict)
     parent_artifacts = models.ManyToManyField("self", symmetrical=False, related_name="children", blank=True)
-    parent_corpora = models.ManyToManyField("corpora.Corpus", related_name="artifacts", blank=True)
+    parent_datasets = models.ManyToManyField("datasets.Dataset", related_name="artifacts", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

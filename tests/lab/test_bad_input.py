@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from lab.corpora.models import Corpus
+from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell
 from lab.runs.models import Run
 from tests.builders import shakespeare_notebook
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _upload(client, team, name, content: bytes):
-    return client.post("/corpora/", {"team": team.pk, "name": "", "file": SimpleUploadedFile(name, content)})
+    return client.post("/datasets/", {"team": team.pk, "name": "", "file": SimpleUploadedFile(name, content)})
 
 
 @pytest.mark.parametrize("filename, content, message", [
@@ -37,7 +37,7 @@ def test_it_rejects_bad_corpora_with_file_and_line(cast, data_dir, filename, con
     response = _upload(client, cast.team, filename, content)
     assert response.status_code == 400
     assert message in html.unescape(response.content.decode())
-    assert not Corpus.objects.exists()
+    assert not Dataset.objects.exists()
     assert not any(p.is_file() for p in data_dir.rglob("*")), "nothing half-written may stay on disk"
 
 
@@ -46,8 +46,8 @@ def test_it_accepts_a_good_corpus_and_counts_documents(cast):
     client.force_login(cast.alice)
     response = _upload(client, cast.team, "two.txt", "\ufeffOne doc.\nStill one.\n\nTwo.\n".encode())
     assert response.status_code == 302
-    corpus = Corpus.objects.get()
-    assert (corpus.n_documents, corpus.format) == (2, "txt")
+    corpus = Dataset.objects.get()
+    assert (corpus.n_records, corpus.format) == (2, "txt")
     assert corpus.absolute_path.read_bytes().startswith(b"\xef\xbb\xbfOne")
 
 
@@ -57,12 +57,12 @@ def test_it_refuses_a_corpus_over_the_size_limit(cast, settings, data_dir):
     client.force_login(cast.alice)
     response = _upload(client, cast.team, "big.txt", b"word " * 100)
     assert response.status_code == 400 and "larger than the limit of 100 bytes" in response.content.decode()
-    assert not Corpus.objects.exists() and not any(p.is_file() for p in data_dir.rglob("*"))
+    assert not Dataset.objects.exists() and not any(p.is_file() for p in data_dir.rglob("*"))
 
 
 def test_the_api_names_file_and_line_of_a_bad_corpus(cast):
     client = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=cast.alice).key}")
-    response = client.post("/api/corpora/", {"team": cast.team.pk, "file": SimpleUploadedFile("x.jsonl", b'{"text": "a"}\n[1]\n')})
+    response = client.post("/api/datasets/", {"team": cast.team.pk, "file": SimpleUploadedFile("x.jsonl", b'{"text": "a"}\n[1]\n')})
     assert response.status_code == 400
     assert response.json() == {"field": "file", "file": "x.jsonl", "line": 2, "error": "each line must be a JSON object"}
 
@@ -103,8 +103,8 @@ def test_it_refuses_a_batch_larger_than_the_data_before_queueing(cast, notebook,
     path = settings.LAB_DATA_DIR / "tok.json"
     path.write_text("{}")
     artifact = run.artifacts.create(team=cast.team, kind="tokenizer", name="t", path="tok.json", sha256="1" * 64,
-                                    metadata={"vocab_size": 512, "tokens": 4000, "n_documents": 10})
-    artifact.parent_corpora.add(notebook["corpus"].config["corpus"])
+                                    metadata={"vocab_size": 512, "tokens": 4000, "n_records": 10})
+    artifact.parent_datasets.add(notebook["corpus"].config["corpus"])
     Cell.objects.filter(pk=tokenizer_cell.pk).update(current_run=run)
     pretrain.config["batch_size"] = 64
     pretrain.save()

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from lab.corpora.actions import create_corpus_from_path
+from lab.datasets.actions import create_dataset_from_path
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.models import Artifact, Run
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def alphas_things(cast, sample_data, settings, tmp_path):
-    corpus = create_corpus_from_path(cast.team, cast.alice, sample_data["corpora/tinyshakespeare.txt"])
+    corpus = create_dataset_from_path(cast.team, cast.alice, sample_data["corpora/tinyshakespeare.txt"])
     notebook = Notebook.objects.create(team=cast.team, title="secret", created_by=cast.alice)
     cell = Cell.objects.create(notebook=notebook, kind=Cell.Kind.CORPUS, config={"corpus": corpus.pk})
     run = Run.objects.create(team=cast.team, cell=cell, stage="tokenizer", config={}, status="succeeded")
@@ -34,7 +34,7 @@ def _page_urls(t) -> list[tuple[str, str]]:
         ("post", f"/cells/{t['cell'].pk}/run/"),
         ("post", f"/cells/{t['cell'].pk}/delete/"),
         ("get", f"/cells/{t['cell'].pk}/estimate/"),
-        ("get", f"/corpora/{t['corpus'].pk}/"),
+        ("get", f"/datasets/{t['corpus'].pk}/"),
         ("get", f"/runs/{t['run'].pk}/"),
         ("get", f"/runs/{t['run'].pk}/events/"),
         ("post", f"/runs/{t['run'].pk}/cancel/"),
@@ -51,7 +51,7 @@ def _api_urls(t) -> list[tuple[str, str]]:
         ("get", f"/api/cells/{t['cell'].pk}/"),
         ("patch", f"/api/cells/{t['cell'].pk}/"),
         ("post", f"/api/cells/{t['cell'].pk}/run/"),
-        ("get", f"/api/corpora/{t['corpus'].pk}/"),
+        ("get", f"/api/datasets/{t['corpus'].pk}/"),
         ("get", f"/api/runs/{t['run'].pk}/"),
         ("get", f"/api/runs/{t['run'].pk}/events/"),
         ("post", f"/api/runs/{t['run'].pk}/cancel/"),
@@ -77,7 +77,7 @@ def test_it_hides_every_api_route_of_a_team_from_outsiders_and_annotators(cast, 
     for method, url in _api_urls(alphas_things):
         response = getattr(client, method)(url, content_type="application/json")
         assert response.status_code == 404, f"{who} {method} {url} → {response.status_code}"
-    for listing in ("/api/notebooks/", "/api/corpora/", "/api/runs/", "/api/artifacts/"):
+    for listing in ("/api/notebooks/", "/api/datasets/", "/api/runs/", "/api/artifacts/"):
         assert client.get(listing).json()["count"] == 0
 
 

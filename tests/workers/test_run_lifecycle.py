@@ -39,7 +39,7 @@ def test_it_pretrains_on_a_worker_and_the_checkpoint_generates(cast, sample_data
     assert run.events.filter(type="sample").exists()
     checkpoint = run.artifacts.get(kind=Artifact.Kind.CHECKPOINT)
     assert set(checkpoint.parent_artifacts.values_list("kind", flat=True)) == {"tokenizer"}
-    assert checkpoint.parent_corpora.count() == 1
+    assert checkpoint.parent_datasets.count() == 1
     # Loading is done in a fresh interpreter, as a user of the download would.
     script = (
         "import sys; from transformers import AutoModelForCausalLM, AutoTokenizer;"

@@ -6,8 +6,8 @@ from django.db import transaction
 
 from lab.accounts.actions import add_member, create_team
 from lab.accounts.models import Role, Team
-from lab.corpora.actions import create_corpus_from_path
-from lab.corpora.models import Corpus
+from lab.datasets.actions import create_dataset_from_path
+from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell, Notebook
 from lab.sample_data import ensure_sample_data
 
@@ -39,10 +39,10 @@ class Command(BaseCommand):
             User.objects.create_superuser(ADMIN_USER, password=ADMIN_PASSWORD)
         team = Team.objects.filter(name=TEAM).first() or create_team(TEAM, demo)
         add_member(team, demo, Role.OWNER)
-        corpus = Corpus.objects.filter(team=team, name=CORPUS).first()
+        corpus = Dataset.objects.filter(team=team, name=CORPUS).first()
         if corpus is None:
             files = ensure_sample_data(log=lambda msg: None)
-            corpus = create_corpus_from_path(team, demo, files["corpora/tinyshakespeare.txt"], name=CORPUS)
+            corpus = create_dataset_from_path(team, demo, files["corpora/tinyshakespeare.txt"], name=CORPUS)
         notebook = Notebook.objects.filter(team=team, title=NOTEBOOK).first()
         if notebook is None:
             notebook = Notebook.objects.create(team=team, title=NOTEBOOK, created_by=demo)

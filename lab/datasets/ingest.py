@@ -34,7 +34,7 @@ class IngestResult:
     format: str
     size_bytes: int
     sha256: str
-    n_documents: int
+    n_records: int
     n_lines: int
     preview: str
 
@@ -63,7 +63,7 @@ class _Validator:
         self.filename = filename
         self.fmt = fmt
         self.n_lines = 0
-        self.n_documents = 0
+        self.n_records = 0
         self.preview: list[str] = []
         self.preview_chars = 0
         self._in_document = False
@@ -89,7 +89,7 @@ class _Validator:
     def _feed_txt(self, text: str) -> None:
         if text.strip():
             if not self._in_document:
-                self.n_documents += 1
+                self.n_records += 1
                 self._in_document = True
             self._keep_preview(text + "\n")
         else:
@@ -109,7 +109,7 @@ class _Validator:
         if not isinstance(record["text"], str):
             raise IngestError(self.filename, f"field 'text' must be a string, not {type(record['text']).__name__}", line_no, field="text")
         if record["text"].strip():
-            self.n_documents += 1
+            self.n_records += 1
             self._keep_preview(record["text"] + "\n\n")
 
     def _keep_preview(self, text: str) -> None:
@@ -144,7 +144,7 @@ def ingest_stream(chunks: Iterable[bytes], filename: str, dest_dir: Path, max_by
                 validator.feed(raw_line)
         if size == 0:
             raise IngestError(filename, "is empty")
-        if validator.n_documents == 0:
+        if validator.n_records == 0:
             raise IngestError(filename, "contains no text documents")
         os.replace(tmp_path, final_path)
     finally:
@@ -154,7 +154,7 @@ def ingest_stream(chunks: Iterable[bytes], filename: str, dest_dir: Path, max_by
         format=fmt,
         size_bytes=size,
         sha256=digest.hexdigest(),
-        n_documents=validator.n_documents,
+        n_records=validator.n_records,
         n_lines=validator.n_lines,
         preview="".join(validator.preview),
     )

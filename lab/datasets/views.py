@@ -3,9 +3,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from lab.access import corpora_for_user, get_corpus_for_user, get_team_for_user, working_teams
-from lab.corpora.actions import create_corpus_from_chunks
-from lab.corpora.ingest import IngestError
+from lab.access import datasets_for_user, get_dataset_for_user, get_team_for_user, working_teams
+from lab.datasets.actions import create_dataset_from_chunks
+from lab.datasets.ingest import IngestError
 from lab.notebooks.forms import UploadCorpusForm
 
 
@@ -14,7 +14,7 @@ class TeamUploadForm(UploadCorpusForm):
 
 
 @login_required
-def corpus_list(request):
+def dataset_list(request):
     teams = working_teams(request.user)
     form = TeamUploadForm(request.POST or None, request.FILES or None)
     form.fields["team"].choices = [(t.pk, t.name) for t in teams]
@@ -24,17 +24,17 @@ def corpus_list(request):
             team = get_team_for_user(request.user, form.cleaned_data["team"])
             upload = form.cleaned_data["file"]
             try:
-                corpus = create_corpus_from_chunks(team, request.user, form.cleaned_data["name"], upload.name, upload.chunks())
+                corpus = create_dataset_from_chunks(team, request.user, form.cleaned_data["name"], upload.name, upload.chunks())
             except IngestError as exc:
                 form.add_error("file", str(exc))
             else:
-                messages.success(request, f"Uploaded '{corpus.name}': {corpus.n_documents} documents.")
-                return redirect("corpus-detail", pk=corpus.pk)
+                messages.success(request, f"Uploaded '{corpus.name}': {corpus.n_records} documents.")
+                return redirect("dataset-detail", pk=corpus.pk)
         status = 400
-    return render(request, "corpora/list.html", {"corpora": corpora_for_user(request.user), "form": form}, status=status)
+    return render(request, "datasets/list.html", {"datasets": datasets_for_user(request.user), "form": form}, status=status)
 
 
 @login_required
-def corpus_detail(request, pk):
-    corpus = get_corpus_for_user(request.user, pk)
-    return render(request, "corpora/detail.html", {"corpus": corpus})
+def dataset_detail(request, pk):
+    dataset = get_dataset_for_user(request.user, pk)
+    return render(request, "datasets/detail.html", {"dataset": dataset})

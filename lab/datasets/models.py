@@ -4,34 +4,41 @@ from django.db import models
 from lab.accounts.models import Team
 
 
-class CorpusQuerySet(models.QuerySet):
-    def for_team(self, team: Team) -> "CorpusQuerySet":
+class DatasetQuerySet(models.QuerySet):
+    def for_team(self, team: Team) -> "DatasetQuerySet":
         return self.filter(team=team)
 
 
-class Corpus(models.Model):
+class Dataset(models.Model):
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text corpus"
+        SFT = "sft", "Supervised fine-tuning"
+        PREFERENCE = "preference", "Preference pairs"
+        CLASSIFICATION = "classification", "Classification"
+        EVAL = "eval", "Evaluation"
+
     class Format(models.TextChoices):
         TXT = "txt", "Plain text (documents split by blank lines)"
         JSONL = "jsonl", "JSON lines with a text field"
 
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="corpora")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEXT)
     format = models.CharField(max_length=10, choices=Format.choices)
     # Relative to LAB_DATA_DIR, so web and workers on other machines find the same file.
     path = models.CharField(max_length=500)
     size_bytes = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
-    n_documents = models.IntegerField()
+    n_records = models.IntegerField()
     n_lines = models.IntegerField()
     preview = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = CorpusQuerySet.as_manager()
+    objects = DatasetQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name_plural = "corpora"
 
     def __str__(self) -> str:
         return self.name

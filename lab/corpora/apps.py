@@ -1,6 +1,0 @@
-from django.apps import AppConfig
-
-
-class CorporaConfig(AppConfig):
-    name = "lab.corpora"
-    label = "corpora"
