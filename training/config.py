@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from training import presets
 
-CORPUS_FORMATS = ("txt", "jsonl")
+CORPUS_FORMATS = ("txt", "jsonl", "csv", "tsv", "parquet", "zip", "tar")  # training.datasets.FORMATS
 C = TypeVar("C", bound="_Config")
 
 

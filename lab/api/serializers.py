@@ -8,13 +8,14 @@ from lab.runs.models import Artifact, Run
 class DatasetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
-        fields = ["id", "team", "name", "kind", "format", "size_bytes", "sha256", "n_records", "n_lines", "preview", "created_at"]
+        fields = ["id", "team", "name", "kind", "format", "size_bytes", "sha256", "n_records", "stats", "created_at"]
         read_only_fields = fields
 
 
 class DatasetUploadSerializer(serializers.Serializer):
     team = serializers.IntegerField()
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=Dataset.Kind.choices, required=False, help_text="Detected when left out.")
     file = serializers.FileField()
 
 

@@ -32,7 +32,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         upload.is_valid(raise_exception=True)
         team = access.get_team_for_user(request.user, upload.validated_data["team"])
         f = upload.validated_data["file"]
-        corpus = create_dataset_from_chunks(team, request.user, upload.validated_data.get("name", ""), f.name, f.chunks())
+        corpus = create_dataset_from_chunks(team, request.user, upload.validated_data.get("name", ""), f.name, f.chunks(),
+                                             upload.validated_data.get("kind"))
         return Response(s.DatasetSerializer(corpus).data, status=status.HTTP_201_CREATED)
 
 

@@ -11,22 +11,25 @@ from lab.datasets.ingest import IngestResult, ingest_stream
 from lab.datasets.models import Dataset
 
 
-def create_dataset_from_chunks(team: Team, user, name: str, filename: str, chunks: Iterable[bytes]) -> Dataset:
-    """Validate and store an uploaded corpus. Raises IngestError; then nothing is left behind."""
+def create_dataset_from_chunks(
+    team: Team, user, name: str, filename: str, chunks: Iterable[bytes], kind: str | None = None
+) -> Dataset:
+    """Validate and store an uploaded dataset; `kind` overrides detection. Raises IngestError, and
+    then nothing is left behind."""
     dest_dir = settings.LAB_DATA_DIR / "datasets" / str(team.pk)
-    result: IngestResult = ingest_stream(chunks, filename, dest_dir, settings.LAB_UPLOAD_MAX_BYTES)
+    result: IngestResult = ingest_stream(chunks, filename, dest_dir, settings.LAB_UPLOAD_MAX_BYTES, kind)
     try:
         with transaction.atomic():
             return Dataset.objects.create(
                 team=team,
                 name=name or Path(filename).stem,
+                kind=result.kind,
                 format=result.format,
                 path=str(result.path.relative_to(settings.LAB_DATA_DIR)),
                 size_bytes=result.size_bytes,
                 sha256=result.sha256,
                 n_records=result.n_records,
-                n_lines=result.n_lines,
-                preview=result.preview,
+                stats=result.stats,
                 created_by=user,
             )
     except Exception:
@@ -34,10 +37,10 @@ def create_dataset_from_chunks(team: Team, user, name: str, filename: str, chunk
         raise
 
 
-def create_dataset_from_path(team: Team, user, path: Path, name: str = "") -> Dataset:
+def create_dataset_from_path(team: Team, user, path: Path, name: str = "", kind: str | None = None) -> Dataset:
     def chunks():
         with open(path, "rb") as f:
             while block := f.read(1024 * 1024):
                 yield block
 
-    return create_dataset_from_chunks(team, user, name, path.name, chunks())
+    return create_dataset_from_chunks(team, user, name, path.name, chunks(), kind)

@@ -17,21 +17,19 @@ class Dataset(models.Model):
         CLASSIFICATION = "classification", "Classification"
         EVAL = "eval", "Evaluation"
 
-    class Format(models.TextChoices):
-        TXT = "txt", "Plain text (documents split by blank lines)"
-        JSONL = "jsonl", "JSON lines with a text field"
-
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEXT)
-    format = models.CharField(max_length=10, choices=Format.choices)
+    # One of training.datasets.FORMATS (txt, jsonl, csv, tsv, parquet, zip, tar), told by the file name.
+    format = models.CharField(max_length=10)
     # Relative to LAB_DATA_DIR, so web and workers on other machines find the same file.
     path = models.CharField(max_length=500)
     size_bytes = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
     n_records = models.IntegerField()
-    n_lines = models.IntegerField()
-    preview = models.TextField(blank=True)
+    # training.datasets.describe() of the file: length histograms, counts by label/role/answer,
+    # and the page index that lets the preview start reading near any page.
+    stats = models.JSONField(default=dict)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

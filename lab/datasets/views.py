@@ -1,40 +1,44 @@
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 
 from lab.access import datasets_for_user, get_dataset_for_user, get_team_for_user, working_teams
 from lab.datasets.actions import create_dataset_from_chunks
+from lab.datasets.forms import UploadDatasetForm
 from lab.datasets.ingest import IngestError
-from lab.notebooks.forms import UploadCorpusForm
+from lab.datasets.preview import preview_page
 
-
-class TeamUploadForm(UploadCorpusForm):
-    team = forms.TypedChoiceField(coerce=int)
+PAGE_SIZE = 20
 
 
 @login_required
 def dataset_list(request):
-    teams = working_teams(request.user)
-    form = TeamUploadForm(request.POST or None, request.FILES or None)
-    form.fields["team"].choices = [(t.pk, t.name) for t in teams]
+    form = UploadDatasetForm(request.POST or None, request.FILES or None, teams=working_teams(request.user))
     status = 200
     if request.method == "POST":
         if form.is_valid():
             team = get_team_for_user(request.user, form.cleaned_data["team"])
             upload = form.cleaned_data["file"]
             try:
-                corpus = create_dataset_from_chunks(team, request.user, form.cleaned_data["name"], upload.name, upload.chunks())
+                dataset = create_dataset_from_chunks(team, request.user, form.cleaned_data["name"], upload.name,
+                                                     upload.chunks(), form.cleaned_data["kind"] or None)
             except IngestError as exc:
                 form.add_error("file", str(exc))
             else:
-                messages.success(request, f"Uploaded '{corpus.name}': {corpus.n_records} documents.")
-                return redirect("dataset-detail", pk=corpus.pk)
+                messages.success(request, f"Uploaded '{dataset.name}': {dataset.n_records} {dataset.get_kind_display().lower()} records.")
+                return redirect("dataset-detail", pk=dataset.pk)
         status = 400
-    return render(request, "datasets/list.html", {"datasets": datasets_for_user(request.user), "form": form}, status=status)
+    datasets = datasets_for_user(request.user)
+    if query := request.GET.get("q", "").strip():
+        datasets = datasets.filter(name__icontains=query)
+    return render(request, "datasets/list.html", {"datasets": datasets, "form": form, "q": query}, status=status)
 
 
 @login_required
 def dataset_detail(request, pk):
     dataset = get_dataset_for_user(request.user, pk)
-    return render(request, "datasets/detail.html", {"dataset": dataset})
+    pages = Paginator(range(dataset.n_records), PAGE_SIZE)
+    page = pages.get_page(request.GET.get("page"))
+    records = preview_page(dataset, page.start_index() - 1, PAGE_SIZE)
+    return render(request, "datasets/detail.html", {"dataset": dataset, "page": page, "records": records})

@@ -125,8 +125,3 @@ FORMS = {
     Cell.Kind.TOKENIZER: TokenizerForm,
     Cell.Kind.PRETRAIN: PretrainForm,
 }
-
-
-class UploadCorpusForm(forms.Form):
-    name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
-    file = forms.FileField(allow_empty_file=True, help_text=".txt (documents separated by blank lines) or .jsonl with a text field")

@@ -1,8 +1,10 @@
 """Bad input gets a clear message naming the field (and file and line), never a 500, and nothing half-made."""
 
 import html
+import io
 import json
 import re
+import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,21 +19,32 @@ from tests.builders import shakespeare_notebook
 pytestmark = pytest.mark.django_db
 
 
+def _zip(members: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
 def _upload(client, team, name, content: bytes):
     return client.post("/datasets/", {"team": team.pk, "name": "", "file": SimpleUploadedFile(name, content)})
 
 
 @pytest.mark.parametrize("filename, content, message", [
     ("empty.txt", b"", "empty.txt: is empty"),
-    ("blank.txt", b"\n\n  \n", "contains no text documents"),
-    ("model.txt", b"PK\x03\x04\x00\x00binary", "model.txt, line 1: contains NUL bytes"),
-    ("latin1.txt", "first line\ncafé\n".encode("latin-1"), "latin1.txt, line 2: is not valid UTF-8"),
-    ("bad.jsonl", b'{"text": "fine"}\n{"text": oops}\n', "bad.jsonl, line 2: invalid JSON"),
-    ("nofield.jsonl", b'{"text": "fine"}\n{"body": "x"}\n', "nofield.jsonl, line 2: missing field 'text'"),
-    ("typed.jsonl", b'{"text": 5}\n', "typed.jsonl, line 1: field 'text' must be a string"),
-    ("corpus.pdf", b"%PDF-1.4", "unsupported file type '.pdf'"),
+    ("blank.txt", b"\n\n  \n", "blank.txt: holds no records"),
+    ("model.txt", b"PK\x03\x04\x00\x00binary", "model.txt: contains NUL bytes: a binary file"),
+    ("latin1.txt", "first line\ncafé\n".encode("latin-1"), "latin1.txt, line 2: not valid UTF-8 (byte 0xe9 at column 4)"),
+    ("bad.jsonl", b'{"text": "fine"}\n{"text": oops}\n', "bad.jsonl, line 2: not valid JSON"),
+    ("nofield.jsonl", b'{"text": "fine"}\n{"body": "x"}\n', 'nofield.jsonl, line 2: field "text": is missing'),
+    ("typed.jsonl", b'{"text": 5}\n', 'typed.jsonl, line 1: field "text": must be a string, not a number'),
+    ("corpus.pdf", b"%PDF-1.4", "corpus.pdf: unsupported file type"),
+    ("evil.zip", "zip-slip", "escapes the archive"),
 ])
 def test_it_rejects_bad_corpora_with_file_and_line(cast, data_dir, filename, content, message):
+    if content == "zip-slip":
+        content = _zip({"../evil.txt": "outside"})
     client = Client()
     client.force_login(cast.alice)
     response = _upload(client, cast.team, filename, content)
@@ -64,7 +77,7 @@ def test_the_api_names_file_and_line_of_a_bad_corpus(cast):
     client = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=cast.alice).key}")
     response = client.post("/api/datasets/", {"team": cast.team.pk, "file": SimpleUploadedFile("x.jsonl", b'{"text": "a"}\n[1]\n')})
     assert response.status_code == 400
-    assert response.json() == {"field": "file", "file": "x.jsonl", "line": 2, "error": "each line must be a JSON object"}
+    assert response.json() == {"field": "file", "file": "x.jsonl", "line": 2, "error": "each line must be a JSON object, not a list"}
 
 
 @pytest.fixture

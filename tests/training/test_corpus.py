@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training import corpus as corpus_module
+from training.datasets import formats
 from training.corpus import CorpusError, iter_documents
 
 
@@ -33,9 +33,9 @@ def test_it_reads_jsonl_text_and_skips_blank_lines(tmp_path: Path):
     ("bad_line", "reason"),
     [
         ('{"text": "unterminated', "not valid JSON"),
-        ('{"title": "no text"}', 'no "text" key'),
-        ('{"text": 42}', '"text" must be a string'),
-        ('["text"]', "expected a JSON object"),
+        ('{"title": "no text"}', 'field "text": is missing'),
+        ('{"text": 42}', 'field "text": must be a string, not a number'),
+        ('["text"]', "each line must be a JSON object, not a list"),
     ],
 )
 def test_it_reports_the_line_of_a_bad_jsonl_record(tmp_path: Path, bad_line: str, reason: str):
@@ -56,17 +56,17 @@ def test_it_reports_the_line_of_bytes_that_are_not_utf8(tmp_path: Path):
     assert info.value.line == 4 and "UTF-8" in info.value.message
 
 
-@pytest.mark.parametrize("content", ["", "\n\n   \n"])
-def test_it_rejects_an_empty_corpus(tmp_path: Path, content: str):
+@pytest.mark.parametrize("content, reason", [("", "the file is empty"), ("\n\n   \n", "holds no records")])
+def test_it_rejects_an_empty_corpus(tmp_path: Path, content: str, reason: str):
     path = tmp_path / "c.txt"
     path.write_text(content)
     with pytest.raises(CorpusError) as info:
         list(iter_documents(path, "txt"))
-    assert "no text" in info.value.message and info.value.field == "corpus_path"
+    assert reason in info.value.message and info.value.field == "corpus_path"
 
 
 def test_it_cuts_a_document_without_blank_lines_instead_of_holding_the_file(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(corpus_module, "MAX_DOCUMENT_CHARS", 100)
+    monkeypatch.setattr(formats, "MAX_DOCUMENT_CHARS", 100)
     path = tmp_path / "c.txt"
     path.write_text("".join(f"line {i:03d} of a file with no blank lines\n" for i in range(30)))
     docs = list(iter_documents(path, "txt"))

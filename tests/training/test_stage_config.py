@@ -74,7 +74,7 @@ def test_it_rejects_a_context_longer_than_the_model_serves():
         ({"precision": "fp16"}, "precision"),
         ({"device": "tpu"}, "device"),
         ({"batch_size": 0}, "batch_size"),
-        ({"corpus_format": "csv"}, "corpus_format"),
+        ({"corpus_format": "docx"}, "corpus_format"),
         ({"min_lr_ratio": 1.5}, "min_lr_ratio"),
         ({"beta2": 1.0}, "beta2"),
         ({"resume_from": "a/step-000010", "init_from": "b"}, "init_from"),

@@ -76,4 +76,4 @@ def test_it_exits_2_for_an_empty_corpus(tmp_path: Path):
     result = run_cli("tokenizer", "--config", str(config))
     assert result.returncode == 2
     error = json.loads(result.stdout.splitlines()[-1])
-    assert error["field"] == "corpus_path" and "no text" in error["message"]
+    assert error["field"] == "corpus_path" and "holds no records" in error["message"]

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from training.corpus import MAX_DOCUMENT_CHARS
 from training.datasets.errors import DatasetError, json_type
 from training.datasets.textio import Line
 
@@ -30,6 +29,10 @@ FORMATS = {
 }
 PARQUET_BATCH_ROWS = 1024
 """Rows decoded at a time from a Parquet file; memory holds one batch."""
+
+# A txt file without blank lines would otherwise be one document as large as the file. Past this
+# size a document is cut at the next line boundary, so memory stays bounded whatever the file holds.
+MAX_DOCUMENT_CHARS = 1_000_000
 
 
 class Raw(NamedTuple):
