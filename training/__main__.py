@@ -15,10 +15,11 @@ import sys
 import traceback
 from typing import Any, TextIO
 
+from training.clean import CleanConfig
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
 from training.events import EventReporter, EventStreamClosed, EventWriter
 
-STAGES = {"tokenizer": TokenizerConfig, "pretrain": PretrainConfig}
+STAGES = {"tokenizer": TokenizerConfig, "pretrain": PretrainConfig, "clean": CleanConfig}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +58,10 @@ def run(stage: str, config_path: str, writer: EventWriter) -> int:
             from training.tokenizer import train_tokenizer
 
             train_tokenizer(cfg, reporter)
+        elif stage == "clean":
+            from training.clean import clean_corpus
+
+            clean_corpus(cfg, reporter)
         else:
             # torch is imported only once the config is known to be good: bad configs fail fast.
             from training.pretrain import pretrain
