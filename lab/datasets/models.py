@@ -19,6 +19,9 @@ class Dataset(models.Model):
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # The dataset this one was made from (by a clean cell, say): its versions form a tree.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="versions")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEXT)
     # One of training.datasets.FORMATS (txt, jsonl, csv, tsv, parquet, zip, tar), told by the file name.
     format = models.CharField(max_length=10)

@@ -7,43 +7,11 @@ import shutil
 
 import pytest
 
+from tests.browser.pages import log_in
 from tests.builders import shakespeare_notebook
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
-    # plain synchronous ones (Django's docs give the same advice for Playwright).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does so as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
-        # ORM calls made while Playwright's loop runs get their own connection (asgiref keys it
-        # to the loop's context); close it here, or it keeps the test database from being dropped.
-        from django.db import connections
-
-        connections.close_all()
-
-
-def _log_in(page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/notebooks/")
 
 
 def _points(page, run_id: int) -> int:
@@ -58,7 +26,7 @@ def test_it_trains_live_in_the_browser_with_cancel_and_resume(cast, sample_data,
     page = browser.new_page(viewport={"width": 1280, "height": 1800})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    _log_in(page, base_url, "carol")
+    log_in(page, base_url, "carol", PASSWORD)
     page.click("text=Shakespeare")
 
     tokenizer = page.locator(f"#cell-{cells['tokenizer'].pk}")
