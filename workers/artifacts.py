@@ -1,11 +1,14 @@
-"""Registering what a run produced (tokenizers, checkpoints) as Artifacts with lineage and hashes."""
+"""Registering what a run produced: tokenizers and checkpoints as Artifacts, cleaned corpora as new
+versions of the dataset they came from, each with its lineage and hash."""
 
 import hashlib
 from pathlib import Path
 
 from django.conf import settings
 
+from lab.datasets.models import Dataset
 from lab.runs.models import Artifact, Run
+from training.datasets import describe, detect_format
 
 # The file whose hash identifies a folder artifact: the weights of a checkpoint.
 IDENTITY_FILES = ("model.safetensors", "tokenizer.json")
@@ -32,6 +35,46 @@ def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def register_output(run: Run, event: dict) -> Artifact | Dataset:
+    if event["kind"] == "corpus":
+        return register_dataset_version(run, event)
+    return register_artifact(run, event)
+
+
+def register_dataset_version(run: Run, event: dict) -> Dataset:
+    """A cleaned corpus becomes a text dataset whose parent is the corpus the run read."""
+    path = Path(event["path"]).resolve()
+    description = describe(path, Dataset.Kind.TEXT)
+    description.raise_for_errors()
+    parent_id = next((used["id"] for used in run.inputs.values() if used["kind"] == "corpus"), None)
+    parent = Dataset.objects.filter(pk=parent_id).first()
+    stats = description.to_dict()
+    del stats["errors"], stats["stopped_early"]
+    return Dataset.objects.create(
+        team=run.team,
+        name=f"{parent.name if parent else 'corpus'} · clean run {run.pk}",
+        description=clean_summary(event.get("metadata", {})),
+        parent=parent,
+        source_run=run,
+        kind=Dataset.Kind.TEXT,
+        format=detect_format(path.name),
+        path=str(path.relative_to(settings.LAB_DATA_DIR)),
+        size_bytes=path.stat().st_size,
+        sha256=sha256_file(path),
+        n_records=description.rows,
+        stats=stats,
+        created_by=run.created_by,
+    )
+
+
+def clean_summary(report: dict) -> str:
+    removed = ", ".join(f"{n} {rule.replace('_', ' ')}" for rule, n in report.get("removed", {}).items() if n)
+    split = report.get("split", {})
+    return (f"Kept {report.get('documents_kept', '?')} of {report.get('documents_in', '?')} documents"
+            f" (removed: {removed or 'none'}). This is the train split ({split.get('train', '?')} documents); "
+            f"{split.get('validation', 0)} went to validation.jsonl beside it.")
 
 
 def register_artifact(run: Run, event: dict) -> Artifact:

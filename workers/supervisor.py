@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from lab.runs.models import Run, RunEvent, Status
 from lab.runs.streaming import publish
-from workers.artifacts import register_artifact
+from workers.artifacts import register_output
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class Supervisor:
                 return False
             for e in batch:
                 if e["type"] == "artifact":
-                    register_artifact(run, e)
+                    register_output(run, e)
         for key, value in updates.items():
             setattr(run, key, value)
         publish(run, batch)

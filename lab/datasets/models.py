@@ -22,6 +22,8 @@ class Dataset(models.Model):
     description = models.TextField(blank=True)
     # The dataset this one was made from (by a clean cell, say): its versions form a tree.
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="versions")
+    # The run that made it (a clean cell's), when it was not uploaded.
+    source_run = models.ForeignKey("runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="datasets")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEXT)
     # One of training.datasets.FORMATS (txt, jsonl, csv, tsv, parquet, zip, tar), told by the file name.
     format = models.CharField(max_length=10)

@@ -10,20 +10,23 @@ import typing
 from django import forms
 
 from lab.datasets.models import Dataset
-from lab.notebooks.kinds import CELL_INPUTS, INPUT_KINDS
+from lab.notebooks.kinds import CELL_INPUTS, INPUT_KINDS, INPUT_LABELS
 from lab.notebooks.models import Cell
 from training import presets
+from training.clean import CleanConfig
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
 
-CONFIG_CLASSES = {Cell.Kind.TOKENIZER: TokenizerConfig, Cell.Kind.PRETRAIN: PretrainConfig}
+CONFIG_CLASSES = {Cell.Kind.CLEAN: CleanConfig, Cell.Kind.TOKENIZER: TokenizerConfig, Cell.Kind.PRETRAIN: PretrainConfig}
 # Set by the lab from the cell's inputs, not typed by the user.
-RESOLVED_FIELDS = {"corpus_path", "corpus_format", "tokenizer_path", "output_dir", "resume_from", "init_from", "algorithm"}
+RESOLVED_FIELDS = {"corpus_path", "corpus_format", "input_path", "input_format", "tokenizer_path", "output_dir",
+                   "resume_from", "init_from", "algorithm"}
 CHOICES = {
     "preset": [(name, name) for name in presets.PRESETS],
     "precision": [("fp32", "fp32"), ("bf16", "bf16 autocast")],
     "device": [("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")],
 }
 PLACEHOLDER_PATHS = {"corpus_path": "/validate/corpus", "tokenizer_path": "/validate/tokenizer.json", "output_dir": "/validate/run"}
+CLEAN_PLACEHOLDER_PATHS = {"input_path": "/validate/corpus", "output_dir": "/validate/run"}
 
 
 @functools.cache
@@ -64,9 +67,9 @@ class CellConfigForm(forms.Form):
         super().__init__(*args, initial=initial, **kwargs)
         self.cell = cell
         for key in CELL_INPUTS[cell.kind]:
-            candidates = cell.notebook.cells.filter(kind=INPUT_KINDS[key]).exclude(pk=cell.pk)
+            candidates = cell.notebook.cells.filter(kind__in=INPUT_KINDS[key]).exclude(pk=cell.pk)
             self.fields[key] = forms.TypedChoiceField(
-                coerce=int, label=INPUT_KINDS[key].label.lower() + " input",
+                coerce=int, label=INPUT_LABELS[key] + " input",
                 choices=[(c.pk, c.display_title) for c in candidates],
                 help_text="The upstream cell whose current output this cell uses.",
             )
@@ -89,6 +92,10 @@ class CellConfigForm(forms.Form):
         return data
 
 
+class CleanForm(CellConfigForm):
+    config_class = CleanConfig
+
+
 class TokenizerForm(CellConfigForm):
     config_class = TokenizerConfig
 
@@ -98,6 +105,7 @@ class PretrainForm(CellConfigForm):
 
 
 PLACEHOLDER_PATHS_FOR = {
+    CleanConfig: CLEAN_PLACEHOLDER_PATHS,
     TokenizerConfig: {k: v for k, v in PLACEHOLDER_PATHS.items() if k != "tokenizer_path"},
     PretrainConfig: PLACEHOLDER_PATHS,
 }
@@ -122,6 +130,7 @@ class CorpusCellForm(forms.Form):
 FORMS = {
     Cell.Kind.NOTE: NoteForm,
     Cell.Kind.CORPUS: CorpusCellForm,
+    Cell.Kind.CLEAN: CleanForm,
     Cell.Kind.TOKENIZER: TokenizerForm,
     Cell.Kind.PRETRAIN: PretrainForm,
 }

@@ -12,17 +12,20 @@ from django.conf import settings
 from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact, Status
+from training.clean import CleanConfig
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
 
-# Which upstream output each input key needs.
-INPUT_KINDS = {"corpus_cell": Cell.Kind.CORPUS, "tokenizer_cell": Cell.Kind.TOKENIZER}
+# Which upstream cells can feed each input key: a corpus is uploaded, or the output of a clean cell.
+INPUT_KINDS = {"corpus_cell": (Cell.Kind.CORPUS, Cell.Kind.CLEAN), "tokenizer_cell": (Cell.Kind.TOKENIZER,)}
+INPUT_LABELS = {"corpus_cell": "corpus", "tokenizer_cell": "tokenizer"}
 CELL_INPUTS = {
     Cell.Kind.NOTE: (),
     Cell.Kind.CORPUS: (),
+    Cell.Kind.CLEAN: ("corpus_cell",),
     Cell.Kind.TOKENIZER: ("corpus_cell",),
     Cell.Kind.PRETRAIN: ("corpus_cell", "tokenizer_cell"),
 }
-RUNNABLE = {Cell.Kind.TOKENIZER: ("tokenizer", "cpu"), Cell.Kind.PRETRAIN: ("pretrain", "gpu")}
+RUNNABLE = {Cell.Kind.CLEAN: ("clean", "cpu"), Cell.Kind.TOKENIZER: ("tokenizer", "cpu"), Cell.Kind.PRETRAIN: ("pretrain", "gpu")}
 OUTPUT_ARTIFACT = {Cell.Kind.TOKENIZER: Artifact.Kind.TOKENIZER, Cell.Kind.PRETRAIN: Artifact.Kind.CHECKPOINT}
 
 
@@ -42,8 +45,8 @@ class Output:
 
 
 def cell_output(cell: Cell) -> Output | None:
-    if cell.kind == Cell.Kind.CORPUS:
-        corpus = Dataset.objects.filter(pk=cell.config.get("corpus"), team=cell.notebook.team, kind=Dataset.Kind.TEXT).first()
+    if cell.kind in (Cell.Kind.CORPUS, Cell.Kind.CLEAN):
+        corpus = corpus_of(cell)
         if corpus is None:
             return None
         return Output("corpus", corpus.pk, corpus.sha256, str(corpus.absolute_path), corpus.name, {"format": corpus.format})
@@ -57,14 +60,25 @@ def cell_output(cell: Cell) -> Output | None:
     return Output("artifact", artifact.pk, artifact.sha256, str(artifact.absolute_path), artifact.name, artifact.metadata)
 
 
+def corpus_of(cell: Cell) -> Dataset | None:
+    """The text dataset a corpus cell picked, or the one its clean cell's current run made."""
+    texts = Dataset.objects.filter(team=cell.notebook.team, kind=Dataset.Kind.TEXT)
+    if cell.kind == Cell.Kind.CORPUS:
+        return texts.filter(pk=cell.config.get("corpus")).first()
+    run = cell.current_run
+    if run is None or run.status != Status.SUCCEEDED:
+        return None
+    return texts.filter(source_run=run).first()
+
+
 def upstream_cell(cell: Cell, key: str) -> Cell:
     """The cell named by input `key`, which must be an earlier cell of the same notebook and kind."""
     cell_id = cell.config.get(key)
     if not cell_id:
         raise ConfigError(key, "choose an input cell")
     upstream = Cell.objects.filter(pk=cell_id, notebook=cell.notebook).first()
-    if upstream is None or upstream.kind != INPUT_KINDS[key]:
-        raise ConfigError(key, f"cell {cell_id} is not a {INPUT_KINDS[key].label.lower()} cell of this notebook")
+    if upstream is None or upstream.kind not in INPUT_KINDS[key]:
+        raise ConfigError(key, f"cell {cell_id} is not a {INPUT_LABELS[key]} cell of this notebook")
     return upstream
 
 
@@ -99,6 +113,9 @@ def training_config(cell: Cell, inputs: dict[str, Output], output_dir: str):
     """The frozen training config of a run of `cell`. Raises ConfigError naming the field."""
     user_config = {k: v for k, v in cell.config.items() if k not in CELL_INPUTS[cell.kind]}
     corpus = inputs["corpus_cell"]
+    if cell.kind == Cell.Kind.CLEAN:
+        return CleanConfig.from_dict({**user_config, "input_path": corpus.path, "input_format": corpus.metadata["format"],
+                                      "output_dir": output_dir})
     paths = {"corpus_path": corpus.path, "corpus_format": corpus.metadata["format"], "output_dir": output_dir}
     if cell.kind == Cell.Kind.TOKENIZER:
         return TokenizerConfig.from_dict({**user_config, **paths})

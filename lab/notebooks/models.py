@@ -22,6 +22,7 @@ class Cell(models.Model):
     class Kind(models.TextChoices):
         NOTE = "note", "Note"
         CORPUS = "corpus", "Corpus"
+        CLEAN = "clean", "Clean"
         TOKENIZER = "tokenizer", "Tokenizer"
         PRETRAIN = "pretrain", "Pretrain"
 

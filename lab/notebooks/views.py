@@ -44,7 +44,20 @@ def _cell_context(cell: Cell, bound_form=None) -> dict:
         "stale": stale_inputs(cell),
         "history": cell.runs.order_by("-created_at")[:10],
         "estimate": estimates.for_cell(cell) if cell.kind == Cell.Kind.PRETRAIN else None,
+        "clean_report": clean_report(cell) if cell.kind == Cell.Kind.CLEAN else None,
     }
+
+
+def clean_report(cell: Cell) -> dict | None:
+    """What the clean cell's current run removed, rule by rule, with examples (its artifact event)."""
+    run = cell.current_run
+    event = run and run.events.filter(type="artifact").order_by("-seq").first()
+    if event is None:
+        return None
+    report = event.data.get("metadata", {})
+    rules = [{"rule": rule.replace("_", " "), "removed": n, "examples": report.get("examples", {}).get(rule, [])}
+             for rule, n in report.get("removed", {}).items()]
+    return {**report, "rules": rules}
 
 
 @login_required
