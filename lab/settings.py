@@ -177,6 +177,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": LAB_REAP_SECONDS,
         "options": {"queue": "control", "expires": LAB_REAP_SECONDS},
     },
+    "remove-stale-uploads": {
+        "task": "workers.remove_stale_uploads",
+        "schedule": 3600,
+        "options": {"queue": "control", "expires": 3600},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -24,3 +24,10 @@ def reap_lost_runs() -> int:
     from workers.recovery import reap_lost_runs as reap
 
     return reap()
+
+
+@app.task(name="workers.remove_stale_uploads")
+def remove_stale_uploads() -> int:
+    from lab.datasets.uploads import remove_stale_uploads as remove
+
+    return remove()

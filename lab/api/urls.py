@@ -4,6 +4,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from lab.api import views
+from lab.api.uploads import UploadViewSet
 
 router = DefaultRouter()
 router.register("datasets", views.DatasetViewSet, basename="api-dataset")
@@ -11,6 +12,7 @@ router.register("notebooks", views.NotebookViewSet, basename="api-notebook")
 router.register("cells", views.CellViewSet, basename="api-cell")
 router.register("runs", views.RunViewSet, basename="api-run")
 router.register("artifacts", views.ArtifactViewSet, basename="api-artifact")
+router.register("uploads", UploadViewSet, basename="api-upload")
 
 urlpatterns = [
     path("token/", obtain_auth_token, name="api-token"),

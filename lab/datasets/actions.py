@@ -37,10 +37,14 @@ def create_dataset_from_chunks(
         raise
 
 
-def create_dataset_from_path(team: Team, user, path: Path, name: str = "", kind: str | None = None) -> Dataset:
+def create_dataset_from_path(
+    team: Team, user, path: Path, name: str = "", kind: str | None = None, filename: str | None = None
+) -> Dataset:
+    """`filename`, the name the user gave the file, when `path` is not it (an assembled upload)."""
+
     def chunks():
         with open(path, "rb") as f:
             while block := f.read(1024 * 1024):
                 yield block
 
-    return create_dataset_from_chunks(team, user, name, path.name, chunks(), kind)
+    return create_dataset_from_chunks(team, user, name, filename or path.name, chunks(), kind)

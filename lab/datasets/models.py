@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -49,3 +51,19 @@ class Dataset(models.Model):
     @property
     def absolute_path(self):
         return settings.LAB_DATA_DIR / self.path
+
+
+class Upload(models.Model):
+    """A file arriving in chunks (resumable after a dropped connection); it becomes a Dataset once
+    every byte is in and the file validates. Belongs to the user who started it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
+    filename = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    received = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    @property
+    def part_path(self):
+        return settings.LAB_DATA_DIR / "uploads" / f"{self.id}.part"
