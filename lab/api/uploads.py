@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import BaseParser
+from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.response import Response
 
 from lab import access
@@ -50,10 +50,7 @@ def _state(upload: Upload) -> dict:
 
 
 class UploadViewSet(viewsets.ViewSet):
-    def get_parsers(self):
-        if getattr(self, "action", None) == "partial_update" or self.request.method == "PATCH":
-            return [RawChunk()]
-        return super().get_parsers()
+    parser_classes = [JSONParser, RawChunk]  # chosen by Content-Type: chunks are octet-stream
 
     def _own(self, pk) -> Upload:
         return get_object_or_404(Upload, pk=pk, user=self.request.user)  # someone else's: 404, as for all

@@ -16,7 +16,8 @@ def test_it_serves_an_openapi_schema_of_every_action():
     assert schema["openapi"].startswith("3.")
     paths = set(schema["paths"])
     for path in ["/api/datasets/", "/api/notebooks/", "/api/cells/{id}/run/", "/api/runs/{id}/events/",
-                 "/api/runs/{id}/cancel/", "/api/runs/{id}/resume/", "/api/artifacts/{id}/download/"]:
+                 "/api/runs/{id}/cancel/", "/api/runs/{id}/resume/", "/api/artifacts/{id}/download/",
+                 "/api/uploads/", "/api/uploads/{id}/", "/api/uploads/{id}/complete/"]:
         assert path in paths, f"{path} missing from the schema"
     assert "tokenAuth" in schema["components"]["securitySchemes"]
 
