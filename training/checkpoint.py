@@ -24,7 +24,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from training.config import ConfigError
-from training.tokenizer import load_tokenizer
+from training.tokenizer import load_tokenizer, saved_tokenizer_settings
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
 TRAINER_STATE = "trainer_state.json"
@@ -79,7 +79,8 @@ def save_checkpoint(
 
 
 def hf_tokenizer(tokenizer_path: str | Path, model_max_length: int) -> PreTrainedTokenizerFast:
-    """The trained `tokenizer.json` wrapped for transformers, eos/bos/pad set for generation."""
+    """The trained `tokenizer.json` wrapped for transformers, eos/bos/pad set for generation, with
+    the chat template and unk token the tokenizer stage saved beside it."""
     _, eos, pad = load_tokenizer(tokenizer_path)
     return PreTrainedTokenizerFast(
         tokenizer_file=str(tokenizer_path),
@@ -87,6 +88,7 @@ def hf_tokenizer(tokenizer_path: str | Path, model_max_length: int) -> PreTraine
         eos_token=eos,
         pad_token=pad,
         model_max_length=model_max_length,
+        **saved_tokenizer_settings(tokenizer_path),
     )
 
 

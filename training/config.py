@@ -9,9 +9,11 @@ empty, the batch is larger than the corpus) are raised later, by the stage, with
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,9 +115,101 @@ def _check_corpus(corpus_path: str, corpus_format: str) -> None:
         )
 
 
+TOKENIZER_ALGORITHMS = ("bpe", "unigram", "wordpiece")
+UNK_TOKENS = {"unigram": "<unk>", "wordpiece": "[UNK]"}
+"""The unknown token each algorithm adds after the special tokens. Byte-level BPE has none: it can
+spell any text in bytes."""
+EOS_TOKEN = "<|endoftext|>"
+PAD_TOKEN = "<|pad|>"
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+"""A ChatML chat template (OpenAI's, also Qwen's) to propose for `chat_template`. Each message
+becomes `<|im_start|>{role}\\n{content}<|im_end|>\\n`; a generation prompt opens an assistant turn.
+Add CHATML_SPECIAL_TOKENS to `special_tokens` with it, so each marker is one token that is never
+split, and never unknown to a unigram or wordpiece vocabulary."""
+CHATML_SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>"]
+CHAT_TEMPLATE_PROBE = [
+    {"role": "user", "content": "Who is there?"},
+    {"role": "assistant", "content": "Nay, answer me: stand, and unfold yourself."},
+]
+"""The two-message conversation a chat template must render."""
+
+
+def eos_and_pad(special_tokens: list[str]) -> tuple[str, str]:
+    """(eos, pad) of a non-empty list of special tokens: `<|endoftext|>` if there, else the
+    first; `<|pad|>` if there, else the eos token."""
+    eos = EOS_TOKEN if EOS_TOKEN in special_tokens else special_tokens[0]
+    pad = PAD_TOKEN if PAD_TOKEN in special_tokens else eos
+    return eos, pad
+
+
+def render_chat_template(
+    template: str, messages: list[dict[str, str]], special_tokens: dict[str, str]
+) -> str:
+    """The conversation as transformers' `apply_chat_template(..., tokenize=False)` renders it.
+
+    `special_tokens` are the template's `bos_token`, `eos_token`, … variables. Jinja errors (syntax,
+    undefined names, `raise_exception`) propagate.
+    """
+    # Imported here: the web process imports this module but needs Jinja only for a template.
+    import jinja2
+    from jinja2.ext import Extension, loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class GenerationTag(Extension):
+        """`{% generation %}…{% endgeneration %}`, which transformers reads to mask assistant
+        tokens; here it renders its body."""
+
+        tags = {"generation"}
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return jinja2.nodes.Scope(body, lineno=lineno)
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.TemplateError(message)
+
+    def tojson(x: Any, ensure_ascii=False, indent=None, separators=None, sort_keys=False) -> str:
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                          sort_keys=sort_keys)
+
+    # transformers' environment (utils/chat_template_utils.py), so what renders here renders there.
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, loopcontrols]
+    )
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env.from_string(template).render(
+        messages=messages, add_generation_prompt=False, **special_tokens
+    )
+
+
+def _check_chat_template(template: str, special_tokens: dict[str, str]) -> None:
+    import jinja2
+
+    try:
+        rendered = render_chat_template(template, CHAT_TEMPLATE_PROBE, special_tokens)
+    except jinja2.TemplateSyntaxError as e:
+        raise ConfigError(
+            "chat_template", f"is not valid Jinja: {e.message} (line {e.lineno})"
+        ) from None
+    except Exception as e:  # what a template raises is up to its author
+        raise ConfigError(
+            "chat_template", f"cannot render a user/assistant conversation: {e}"
+        ) from None
+    if not rendered.strip():
+        raise ConfigError("chat_template", "renders a user/assistant conversation as nothing")
+
+
 @dataclass
 class TokenizerConfig(_Config):
-    """Train a byte-level BPE tokenizer on a corpus (`python -m training tokenizer`)."""
+    """Train a tokenizer on a corpus (`python -m training tokenizer`)."""
 
     corpus_path: str
     """Path of the text corpus to learn the vocabulary from."""
@@ -124,23 +218,33 @@ class TokenizerConfig(_Config):
     corpus_format: str = "txt"
     """`txt`: documents split by blank lines; `jsonl`: one JSON object a line with a `text`."""
     algorithm: str = "bpe"
-    """Tokenization algorithm. Only `bpe` (byte-level BPE, as in GPT-2) for now."""
+    """`bpe`: byte-level BPE (GPT-2's), any text round-trips exactly and nothing is unknown.
+    `unigram`: SentencePiece's Unigram on `▁`-marked words; characters the corpus lacks are `<unk>`.
+    `wordpiece`: BERT's (cased) WordPiece, `##` marks a word's later pieces; words are split at
+    whitespace and punctuation, so decoding rejoins them with single spaces, and a word with a
+    character the corpus lacks is `[UNK]`."""
     vocab_size: int = 4096
-    """Vocabulary size, 256 bytes and special tokens included; a small corpus may give less."""
+    """Vocabulary size, special tokens included (and, for `bpe`, the 256 bytes). A small corpus
+    may give less; unigram and wordpiece give more when the corpus's characters need more."""
     min_frequency: int = 2
-    """A pair must occur at least this many times to be merged."""
-    special_tokens: list[str] = field(default_factory=lambda: ["<|endoftext|>", "<|pad|>"])
-    """Tokens never split or merged. The first ends each document (eos); `<|pad|>` pads."""
+    """A pair must occur at least this many times to be merged (`bpe`, `wordpiece`; `unigram`
+    keeps the pieces that most raise the corpus's likelihood instead)."""
+    special_tokens: list[str] = field(default_factory=lambda: [EOS_TOKEN, PAD_TOKEN])
+    """Tokens never split or merged. The first ends each document (eos); `<|pad|>` pads. Unigram
+    and wordpiece add their unknown token after them."""
+    chat_template: str = ""
+    """Jinja template that turns a list of messages into text, stored with the tokenizer for
+    transformers' `apply_chat_template`; empty: none. CHATML_TEMPLATE is a ready one."""
 
     def __post_init__(self) -> None:
         self._check_types()
         _check_corpus(self.corpus_path, self.corpus_format)
         if not self.output_dir:
             raise ConfigError("output_dir", "must not be empty")
-        if self.algorithm != "bpe":
+        if self.algorithm not in TOKENIZER_ALGORITHMS:
             raise ConfigError(
                 "algorithm",
-                f"only 'bpe' (byte-level BPE) is supported for now, not {self.algorithm!r}",
+                f"must be bpe (byte-level BPE), unigram or wordpiece, not {self.algorithm!r}",
             )
         if not self.special_tokens:
             raise ConfigError("special_tokens", "needs at least one token, the end-of-text token")
@@ -148,15 +252,41 @@ class TokenizerConfig(_Config):
             raise ConfigError("special_tokens", "must not contain an empty string")
         if len(set(self.special_tokens)) != len(self.special_tokens):
             raise ConfigError("special_tokens", "must not contain duplicates")
-        smallest = 256 + len(self.special_tokens)
+        self._check_vocab_size()
+        if self.min_frequency < 1:
+            raise ConfigError("min_frequency", "must be at least 1")
+        if self.chat_template:
+            _check_chat_template(self.chat_template, self.special_tokens_map())
+
+    @property
+    def unk_token(self) -> str | None:
+        return UNK_TOKENS.get(self.algorithm)
+
+    @property
+    def special_tokens_with_unk(self) -> list[str]:
+        """The special tokens as the trainer gets them: ids 0..k-1 in this order."""
+        unk = self.unk_token
+        return self.special_tokens + ([unk] if unk and unk not in self.special_tokens else [])
+
+    def special_tokens_map(self) -> dict[str, str]:
+        """transformers' `bos_token`, `eos_token`, `pad_token` (and `unk_token`) of the tokenizer.
+        Documents are separated by eos alone, GPT-2 style, so eos also begins one."""
+        eos, pad = eos_and_pad(self.special_tokens)
+        tokens = {"bos_token": eos, "eos_token": eos, "pad_token": pad}
+        return tokens | ({"unk_token": self.unk_token} if self.unk_token else {})
+
+    def _check_vocab_size(self) -> None:
+        n = len(self.special_tokens_with_unk)
+        if self.algorithm == "bpe":
+            smallest, parts = 256 + n, f"256 bytes + {n} special tokens"
+        else:
+            # The corpus's characters must fit as well; only training can count them.
+            smallest, parts = n + 1, f"{n} special tokens with {self.unk_token}, and one more"
         if not smallest <= self.vocab_size <= 1_000_000:
             raise ConfigError(
                 "vocab_size",
-                f"must be between {smallest} (256 bytes + {len(self.special_tokens)} special "
-                f"tokens) and 1000000, not {self.vocab_size}",
+                f"must be between {smallest} ({parts}) and 1000000, not {self.vocab_size}",
             )
-        if self.min_frequency < 1:
-            raise ConfigError("min_frequency", "must be at least 1")
 
 
 @dataclass

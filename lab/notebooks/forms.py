@@ -19,12 +19,15 @@ from training.config import ConfigError, PretrainConfig, TokenizerConfig
 CONFIG_CLASSES = {Cell.Kind.CLEAN: CleanConfig, Cell.Kind.TOKENIZER: TokenizerConfig, Cell.Kind.PRETRAIN: PretrainConfig}
 # Set by the lab from the cell's inputs, not typed by the user.
 RESOLVED_FIELDS = {"corpus_path", "corpus_format", "input_path", "input_format", "tokenizer_path", "output_dir",
-                   "resume_from", "init_from", "algorithm"}
+                   "resume_from", "init_from"}
 CHOICES = {
+    "algorithm": [("bpe", "byte-level BPE"), ("unigram", "Unigram (SentencePiece-style)"), ("wordpiece", "WordPiece")],
     "preset": [(name, name) for name in presets.PRESETS],
     "precision": [("fp32", "fp32"), ("bf16", "bf16 autocast")],
     "device": [("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")],
 }
+# Text whose whitespace is part of its meaning (a Jinja chat template renders it).
+MULTILINE = {"chat_template"}
 PLACEHOLDER_PATHS = {"corpus_path": "/validate/corpus", "tokenizer_path": "/validate/tokenizer.json", "output_dir": "/validate/run"}
 CLEAN_PLACEHOLDER_PATHS = {"input_path": "/validate/corpus", "output_dir": "/validate/run"}
 
@@ -52,6 +55,9 @@ def _form_field(f: dataclasses.Field, hint, help_text: str) -> forms.Field:
         return forms.IntegerField(initial=default, label=label, help_text=help_text)
     if hint is float:
         return forms.FloatField(initial=default, label=label, help_text=help_text)
+    if f.name in MULTILINE:
+        return forms.CharField(initial=default, required=False, strip=False, label=label, help_text=help_text,
+                               widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}))
     if typing.get_origin(hint) is list:
         return forms.CharField(initial=", ".join(default), label=label, help_text=help_text + " Comma-separated.")
     return forms.CharField(initial=default, required=False, label=label, help_text=help_text)

@@ -89,7 +89,7 @@ def test_it_checks_the_tokenizer_config():
     assert TokenizerConfig.from_dict({**base, "vocab_size": 258}).special_tokens == ["<|endoftext|>", "<|pad|>"]
     e = _error(TokenizerConfig, **base, vocab_size=257)
     assert e.field == "vocab_size" and "258" in e.message
-    e = _error(TokenizerConfig, **base, algorithm="unigram")
+    e = _error(TokenizerConfig, **base, algorithm="sentencepiece")
     assert e.field == "algorithm" and "bpe" in e.message
     assert _error(TokenizerConfig, **base, special_tokens=[]).field == "special_tokens"
     assert _error(TokenizerConfig, **base, min_frequency=0).field == "min_frequency"

@@ -1,4 +1,5 @@
-"""The tokenizer stage on the sample corpus: a byte-level BPE that round-trips any text."""
+"""The tokenizer stage on the sample corpus: a byte-level BPE that round-trips any text.
+(Unigram, WordPiece and chat templates: test_tokenizer_algorithms.py.)"""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def test_it_trains_a_tokenizer_and_reports_the_artifact(corpus: Path, tmp_path: 
     assert meta["n_documents"] == 7222 and meta["bytes"] > 1_000_000
     # 256 bytes + 2 specials leave 42 merges: most words still take several tokens.
     assert meta["tokens"] > meta["words"] and 1.5 < meta["tokens_per_word"] < 6
+    assert meta["algorithm"] == "byte-level-bpe" and meta["unk_token"] is None and meta["unk_rate"] == 0
+    hf_config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert hf_config == {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|endoftext|>",
+                         "eos_token": "<|endoftext|>", "pad_token": "<|pad|>"}
 
 
 def test_it_round_trips_any_text(tokenizer_path: Path):
