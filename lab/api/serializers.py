@@ -6,10 +6,24 @@ from lab.runs.models import Artifact, Run
 
 
 class DatasetSerializer(serializers.ModelSerializer):
+    """A dataset; only its name and description can be changed."""
+
     class Meta:
         model = Dataset
-        fields = ["id", "team", "name", "kind", "format", "size_bytes", "sha256", "n_records", "stats", "created_at"]
-        read_only_fields = fields
+        fields = ["id", "team", "name", "description", "kind", "format", "size_bytes", "sha256", "n_records", "stats",
+                  "created_at"]
+        read_only_fields = [f for f in fields if f not in ("name", "description")]
+
+
+class UploadedDatasetSerializer(DatasetSerializer):
+    already_uploaded = serializers.SerializerMethodField(
+        help_text="True when the team already had a dataset of these exact bytes: that one is returned, with 200.")
+
+    class Meta(DatasetSerializer.Meta):
+        fields = DatasetSerializer.Meta.fields + ["already_uploaded"]
+
+    def get_already_uploaded(self, dataset) -> bool:
+        return self.context["already_uploaded"]
 
 
 class DatasetUploadSerializer(serializers.Serializer):

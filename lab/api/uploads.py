@@ -16,7 +16,7 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.response import Response
 
 from lab import access
-from lab.api.serializers import DatasetSerializer
+from lab.api.serializers import UploadedDatasetSerializer
 from lab.datasets.models import Dataset, Upload
 from lab.datasets.uploads import OffsetMismatch, append_chunk, complete_upload, discard_upload, start_upload
 
@@ -83,12 +83,13 @@ class UploadViewSet(viewsets.ViewSet):
         discard_upload(self._own(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=UploadCompleteSerializer, responses=DatasetSerializer)
+    @extend_schema(request=UploadCompleteSerializer, responses={201: UploadedDatasetSerializer, 200: UploadedDatasetSerializer})
     @action(detail=True, methods=["post"])
     def complete(self, request, pk=None):
         upload = self._own(pk)
         data = UploadCompleteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         team = access.get_team_for_user(request.user, data.validated_data["team"])
-        dataset = complete_upload(upload, team, data.validated_data.get("name", ""), data.validated_data.get("kind"))
-        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+        dataset, created = complete_upload(upload, team, data.validated_data.get("name", ""), data.validated_data.get("kind"))
+        body = UploadedDatasetSerializer(dataset, context={"already_uploaded": not created}).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

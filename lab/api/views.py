@@ -9,7 +9,8 @@ from rest_framework.response import Response
 
 from lab import access
 from lab.api import serializers as s
-from lab.datasets.actions import create_dataset_from_chunks
+from lab.datasets.actions import create_dataset_from_chunks, delete_dataset
+from lab.datasets.views import dataset_response
 from lab.notebooks.forms import FORMS
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.views import artifact_response
@@ -26,15 +27,33 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_object(self):
         return access.get_dataset_for_user(self.request.user, self.kwargs["pk"])
 
-    @extend_schema(request={"multipart/form-data": s.DatasetUploadSerializer}, responses=s.DatasetSerializer)
+    @extend_schema(request={"multipart/form-data": s.DatasetUploadSerializer},
+                   responses={201: s.UploadedDatasetSerializer, 200: s.UploadedDatasetSerializer})
     def create(self, request):
         upload = s.DatasetUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         team = access.get_team_for_user(request.user, upload.validated_data["team"])
         f = upload.validated_data["file"]
-        corpus = create_dataset_from_chunks(team, request.user, upload.validated_data.get("name", ""), f.name, f.chunks(),
-                                             upload.validated_data.get("kind"))
-        return Response(s.DatasetSerializer(corpus).data, status=status.HTTP_201_CREATED)
+        dataset, created = create_dataset_from_chunks(team, request.user, upload.validated_data.get("name", ""), f.name,
+                                                      f.chunks(), upload.validated_data.get("kind"))
+        body = s.UploadedDatasetSerializer(dataset, context={"already_uploaded": not created}).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=s.DatasetSerializer, responses=s.DatasetSerializer)
+    def partial_update(self, request, pk=None):
+        serializer = s.DatasetSerializer(self.get_object(), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
+
+    def destroy(self, request, pk=None):
+        delete_dataset(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        return dataset_response(self.get_object())
 
 
 class NotebookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):

@@ -1,50 +1,86 @@
 """Dataset workflows."""
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from django.conf import settings
 from django.db import transaction
 
 from lab.accounts.models import Team
-from lab.datasets.ingest import IngestResult, ingest_stream
+from lab.datasets.ingest import IngestResult, ingest_stream, stored_suffix
 from lab.datasets.models import Dataset
+from lab.runs.models import Run
+from training.config import ConfigError
 
 
 def create_dataset_from_chunks(
     team: Team, user, name: str, filename: str, chunks: Iterable[bytes], kind: str | None = None
-) -> Dataset:
-    """Validate and store an uploaded dataset; `kind` overrides detection. Raises IngestError, and
-    then nothing is left behind."""
+) -> tuple[Dataset, bool]:
+    """Validate and store an uploaded dataset; `kind` overrides detection. Returns (dataset, created):
+    when the team already has a dataset of the same bytes, that one, and no second copy is kept.
+    Raises IngestError, and then nothing is left behind."""
     dest_dir = settings.LAB_DATA_DIR / "datasets" / str(team.pk)
     result: IngestResult = ingest_stream(chunks, filename, dest_dir, settings.LAB_UPLOAD_MAX_BYTES, kind)
     try:
         with transaction.atomic():
-            return Dataset.objects.create(
-                team=team,
-                name=name or Path(filename).stem,
-                kind=result.kind,
-                format=result.format,
-                path=str(result.path.relative_to(settings.LAB_DATA_DIR)),
-                size_bytes=result.size_bytes,
-                sha256=result.sha256,
-                n_records=result.n_records,
-                stats=result.stats,
-                created_by=user,
-            )
+            # Without the lock, two uploads of the same bytes at once would both miss each other.
+            Team.objects.select_for_update().get(pk=team.pk)
+            existing = Dataset.objects.for_team(team).filter(sha256=result.sha256).first()
+            if existing is None:
+                return _dataset_from_ingest(team, user, name or _name_of(filename), result), True
     except Exception:
         result.path.unlink(missing_ok=True)
         raise
+    result.path.unlink()
+    return existing, False
 
 
-def create_dataset_from_path(
-    team: Team, user, path: Path, name: str = "", kind: str | None = None, filename: str | None = None
-) -> Dataset:
-    """`filename`, the name the user gave the file, when `path` is not it (an assembled upload)."""
+def _name_of(filename: str) -> str:
+    """`letters.tar.gz` → `letters`."""
+    base = Path(filename).name
+    return base[: len(base) - len(stored_suffix(base))] or base
 
-    def chunks():
-        with open(path, "rb") as f:
-            while block := f.read(1024 * 1024):
-                yield block
 
-    return create_dataset_from_chunks(team, user, name, filename or path.name, chunks(), kind)
+def _dataset_from_ingest(team: Team, user, name: str, result: IngestResult) -> Dataset:
+    return Dataset.objects.create(
+        team=team,
+        name=name,
+        kind=result.kind,
+        format=result.format,
+        path=str(result.path.relative_to(settings.LAB_DATA_DIR)),
+        size_bytes=result.size_bytes,
+        sha256=result.sha256,
+        n_records=result.n_records,
+        stats=result.stats,
+        created_by=user,
+    )
+
+
+def create_dataset_from_path(team: Team, user, path: Path, name: str = "", kind: str | None = None) -> Dataset:
+    """A dataset from a file on this machine; the team's existing one when it already has these bytes."""
+    return create_dataset_from_chunks(team, user, name, path.name, file_chunks(path), kind)[0]
+
+
+def file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while block := f.read(1024 * 1024):
+            yield block
+
+
+def delete_dataset(dataset: Dataset) -> None:
+    """Delete the row, then its file once that is committed: a rollback keeps both, and a crash in
+    between leaves at worst a file no row names, never a row without its file. Runs that used the
+    dataset keep its id and sha256 in their inputs. Raises ConfigError while an active run reads it."""
+    path = dataset.absolute_path
+    with transaction.atomic():
+        if run := active_run_reading(dataset):
+            raise ConfigError("dataset", f"run {run.pk} is {run.status} and reads it: wait for it or cancel it first")
+        dataset.delete()
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+
+
+def active_run_reading(dataset: Dataset) -> Run | None:
+    for run in Run.objects.for_team(dataset.team).active():
+        if any(used.get("kind") == "corpus" and used.get("id") == dataset.pk for used in run.inputs.values()):
+            return run
+    return None

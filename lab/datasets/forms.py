@@ -20,3 +20,11 @@ class UploadDatasetForm(forms.Form):
     def __init__(self, *args, teams=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["team"].choices = [(t.pk, t.name) for t in teams]
+
+
+class EditDatasetForm(forms.ModelForm):
+    class Meta:
+        model = Dataset
+        fields = ["name", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 4})}
+        help_texts = {"description": "Markdown: where the data came from, its licence, what it is for."}

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lab.accounts.models import Team
-from lab.datasets.actions import create_dataset_from_path
+from lab.datasets.actions import create_dataset_from_chunks, file_chunks
 from lab.datasets.ingest import IngestError
 from lab.datasets.models import Dataset, Upload
 from training.datasets import DatasetError, detect_format
@@ -69,12 +69,13 @@ def append_chunk(upload: Upload, offset: int, stream: BinaryIO) -> Upload:
     return upload
 
 
-def complete_upload(upload: Upload, team: Team, name: str = "", kind: str | None = None) -> Dataset:
-    """Validate the whole file and create the dataset; the upload is gone afterwards either way."""
+def complete_upload(upload: Upload, team: Team, name: str = "", kind: str | None = None) -> tuple[Dataset, bool]:
+    """Validate the whole file and create the dataset: (dataset, created), the team's existing one
+    when it already has these bytes. The upload is gone afterwards either way."""
     if upload.received != upload.size:
         raise IngestError(upload.filename, f"only {upload.received} of {upload.size} bytes arrived: send the rest first")
     try:
-        return create_dataset_from_path(team, upload.user, upload.part_path, name, kind, filename=upload.filename)
+        return create_dataset_from_chunks(team, upload.user, name, upload.filename, file_chunks(upload.part_path), kind)
     finally:
         discard_upload(upload)
 

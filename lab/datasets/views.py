@@ -1,13 +1,19 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_http_methods, require_POST
 
 from lab.access import datasets_for_user, get_dataset_for_user, get_team_for_user, working_teams
-from lab.datasets.actions import create_dataset_from_chunks
-from lab.datasets.forms import UploadDatasetForm
-from lab.datasets.ingest import IngestError
+from lab.datasets.actions import create_dataset_from_chunks, delete_dataset
+from lab.datasets.forms import EditDatasetForm, UploadDatasetForm
+from lab.datasets.ingest import IngestError, stored_suffix
+from lab.datasets.models import Dataset
 from lab.datasets.preview import preview_page
+from training.config import ConfigError
 
 PAGE_SIZE = 20
 
@@ -21,12 +27,13 @@ def dataset_list(request):
             team = get_team_for_user(request.user, form.cleaned_data["team"])
             upload = form.cleaned_data["file"]
             try:
-                dataset = create_dataset_from_chunks(team, request.user, form.cleaned_data["name"], upload.name,
-                                                     upload.chunks(), form.cleaned_data["kind"] or None)
+                dataset, created = create_dataset_from_chunks(
+                    team, request.user, form.cleaned_data["name"], upload.name, upload.chunks(),
+                    form.cleaned_data["kind"] or None)
             except IngestError as exc:
                 form.add_error("file", str(exc))
             else:
-                messages.success(request, f"Uploaded '{dataset.name}': {dataset.n_records} {dataset.get_kind_display().lower()} records.")
+                _tell_uploaded(request, dataset, created)
                 return redirect("dataset-detail", pk=dataset.pk)
         status = 400
     datasets = datasets_for_user(request.user)
@@ -35,10 +42,68 @@ def dataset_list(request):
     return render(request, "datasets/list.html", {"datasets": datasets, "form": form, "q": query}, status=status)
 
 
+def _tell_uploaded(request, dataset: Dataset, created: bool) -> None:
+    if created:
+        kind = dataset.get_kind_display().lower()
+        messages.success(request, f"Uploaded '{dataset.name}': {dataset.n_records} {kind} records.")
+    else:
+        link = format_html('<a href="{}">{}</a>', reverse("dataset-detail", args=[dataset.pk]), dataset.name)
+        messages.info(request, format_html("This file is already uploaded as {}: no second copy was kept.", link))
+
+
 @login_required
-def dataset_detail(request, pk):
+def dataset_detail(request, pk, edit_form=None, status=200):
     dataset = get_dataset_for_user(request.user, pk)
     pages = Paginator(range(dataset.n_records), PAGE_SIZE)
     page = pages.get_page(request.GET.get("page"))
     records = preview_page(dataset, page.start_index() - 1, PAGE_SIZE)
-    return render(request, "datasets/detail.html", {"dataset": dataset, "page": page, "records": records})
+    return render(request, "datasets/detail.html", {
+        "dataset": dataset, "page": page, "records": records,
+        "edit_form": edit_form or EditDatasetForm(instance=dataset),
+    }, status=status)
+
+
+@login_required
+@require_POST
+def dataset_edit(request, pk):
+    form = EditDatasetForm(request.POST, instance=get_dataset_for_user(request.user, pk))
+    if not form.is_valid():
+        return dataset_detail(request, pk, edit_form=form, status=400)
+    dataset = form.save()
+    messages.success(request, f"Saved '{dataset.name}'.")
+    return redirect("dataset-detail", pk=dataset.pk)
+
+
+@login_required
+def dataset_download(request, pk):
+    return dataset_response(get_dataset_for_user(request.user, pk))
+
+
+def dataset_response(dataset: Dataset) -> FileResponse:
+    """The stored file, streamed, named after the dataset with the suffix it was stored with."""
+    try:
+        stored = open(dataset.absolute_path, "rb")
+    except OSError:
+        raise Http404("the file of this dataset is gone") from None
+    return FileResponse(stored, as_attachment=True, filename=download_name(dataset))
+
+
+def download_name(dataset: Dataset) -> str:
+    suffix = stored_suffix(dataset.path)
+    return dataset.name if dataset.name.lower().endswith(suffix) else dataset.name + suffix
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dataset_delete(request, pk):
+    """GET asks to confirm; POST deletes."""
+    dataset = get_dataset_for_user(request.user, pk)
+    if request.method == "GET":
+        return render(request, "datasets/delete.html", {"dataset": dataset})
+    try:
+        delete_dataset(dataset)
+    except ConfigError as exc:
+        messages.error(request, f"{exc.field}: {exc.message}")
+        return redirect("dataset-detail", pk=dataset.pk)
+    messages.success(request, f"Deleted '{dataset.name}'. Runs that used it keep its id and sha256 in their record.")
+    return redirect("dataset-list")

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell
-from lab.runs.models import Artifact, Status
+from lab.runs.models import Artifact, Run, Status
 from training.clean import CleanConfig
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
 
@@ -69,6 +69,13 @@ def corpus_of(cell: Cell) -> Dataset | None:
     if run is None or run.status != Status.SUCCEEDED:
         return None
     return texts.filter(source_run=run).first()
+
+
+def deleted_inputs(run: Run) -> list[str]:
+    """Keys of the run's corpus inputs whose dataset was deleted since: the run keeps the record, not the data."""
+    used = {key: value["id"] for key, value in run.inputs.items() if value.get("kind") == "corpus"}
+    present = set(Dataset.objects.filter(team=run.team_id, pk__in=used.values()).values_list("pk", flat=True))
+    return [key for key, pk in used.items() if pk not in present]
 
 
 def upstream_cell(cell: Cell, key: str) -> Cell:

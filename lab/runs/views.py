@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from lab.access import get_artifact_for_user, get_run_for_user
+from lab.notebooks.kinds import deleted_inputs
 from lab.runs.actions import cancel_run, resume_run
 from lab.runs.models import Artifact
 from lab.runs.streaming import run_state
@@ -23,6 +24,7 @@ def run_detail(request, pk):
         "state_json": json.dumps(run_state(run)),
         "config_json": json.dumps(run.config, indent=2),
         "artifacts": run.artifacts.all(),
+        "deleted_inputs": deleted_inputs(run),
     })
 
 

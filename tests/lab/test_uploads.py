@@ -49,6 +49,12 @@ def test_it_resumes_after_a_dropped_connection_and_makes_one_dataset(cast, sampl
     assert dataset.absolute_path.read_bytes() == content
     assert not Upload.objects.exists() and not list((data_dir / "uploads").iterdir())
 
+    again = _start(api, "sms-again.tsv", len(content)).json()
+    _send(api, again["id"], 0, content)
+    response = api.post(f"/api/uploads/{again['id']}/complete/", {"team": cast.team.pk}, content_type="application/json")
+    assert response.status_code == 200 and response.json()["already_uploaded"] and response.json()["id"] == dataset.pk
+    assert Dataset.objects.count() == 1
+
 
 def test_it_will_not_complete_before_every_byte_arrived_and_keeps_what_did(cast):
     api = _api(cast.alice)
