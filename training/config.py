@@ -148,7 +148,10 @@ def eos_and_pad(special_tokens: list[str]) -> tuple[str, str]:
 
 
 def render_chat_template(
-    template: str, messages: list[dict[str, str]], special_tokens: dict[str, str]
+    template: str,
+    messages: list[dict[str, str]],
+    special_tokens: dict[str, str],
+    add_generation_prompt: bool = False,
 ) -> str:
     """The conversation as transformers' `apply_chat_template(..., tokenize=False)` renders it.
 
@@ -186,7 +189,7 @@ def render_chat_template(
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     return env.from_string(template).render(
-        messages=messages, add_generation_prompt=False, **special_tokens
+        messages=messages, add_generation_prompt=add_generation_prompt, **special_tokens
     )
 
 

@@ -7,12 +7,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods, require_POST
 
-from lab.access import datasets_for_user, get_dataset_for_user, get_team_for_user, working_teams
+from lab.access import artifacts_for_user, datasets_for_user, get_dataset_for_user, get_team_for_user, working_teams
 from lab.datasets.actions import create_dataset_from_chunks, delete_dataset
 from lab.datasets.forms import EditDatasetForm, UploadDatasetForm
 from lab.datasets.ingest import IngestError, stored_suffix
 from lab.datasets.models import Dataset
-from lab.datasets.preview import preview_page
+from lab.datasets.preview import as_json, page_records, token_counts, training_view
+from lab.runs.models import Artifact
 from training.config import ConfigError
 
 PAGE_SIZE = 20
@@ -56,10 +57,18 @@ def dataset_detail(request, pk, edit_form=None, status=200):
     dataset = get_dataset_for_user(request.user, pk)
     pages = Paginator(range(dataset.n_records), PAGE_SIZE)
     page = pages.get_page(request.GET.get("page"))
-    records = preview_page(dataset, page.start_index() - 1, PAGE_SIZE)
+    records, unreadable = page_records(dataset, page.start_index() - 1, PAGE_SIZE)
+    tokenizers = artifacts_for_user(request.user).filter(team=dataset.team, kind=Artifact.Kind.TOKENIZER)
+    tokenizer = tokenizers.filter(pk=request.GET.get("tokenizer") or 0).first()
+    stats, previews, no_preview = dataset.stats, [], ""
+    if tokenizer is not None:
+        stats = {**dataset.stats, "tokens": token_counts(dataset, tokenizer)}
+        if records:
+            previews, no_preview = training_view(dataset, records[0], tokenizer)
     return render(request, "datasets/detail.html", {
-        "dataset": dataset, "page": page, "records": records,
-        "edit_form": edit_form or EditDatasetForm(instance=dataset),
+        "dataset": dataset, "page": page, "records": [as_json(r) for r in records], "unreadable": unreadable,
+        "stats": stats, "tokenizers": tokenizers, "tokenizer": tokenizer, "previews": previews,
+        "no_preview": no_preview, "edit_form": edit_form or EditDatasetForm(instance=dataset),
     }, status=status)
 
 
