@@ -162,7 +162,10 @@
       }
       const total = s.total_steps || 0;
       const step = s.step || 0;
-      const pct = total ? Math.min(100, (100 * step) / total) : (s.status === "succeeded" ? 100 : 0);
+      // Stages without steps (clean, tokenizer) report the share of their input done as `progress`.
+      const fraction = (s.latest_metrics || {}).progress;
+      const pct = total ? Math.min(100, (100 * step) / total)
+        : s.status === "succeeded" ? 100 : fraction !== undefined ? 100 * fraction : 0;
       if (this.progressBar) this.progressBar.style.width = pct.toFixed(1) + "%";
       if (this.progressText) {
         let eta = "";
@@ -170,11 +173,12 @@
           const rate = (this.lastMetric.t - this.firstMetric.t) / (this.lastMetric.step - this.firstMetric.step);
           eta = ` · ETA ${formatSeconds(rate * (total - step))}`;
         }
-        this.progressText.textContent = total ? `step ${step} / ${total} (${pct.toFixed(0)}%)${eta}` : s.status;
+        this.progressText.textContent = total ? `step ${step} / ${total} (${pct.toFixed(0)}%)${eta}`
+          : fraction !== undefined && s.status === "running" ? `${pct.toFixed(0)}% of the input` : s.status;
       }
       if (this.metricsEl) {
         const m = s.latest_metrics || {};
-        const show = [["loss", 4], ["val_loss", 4], ["val_ppl", 2], ["lr", 6], ["tokens_per_s", 0]];
+        const show = [["loss", 4], ["val_loss", 4], ["val_ppl", 2], ["lr", 6], ["tokens_per_s", 0], ["mb_per_s", 1], ["docs_per_s", 0]];
         this.metricsEl.textContent = show.filter(([k]) => m[k] !== undefined)
           .map(([k, d]) => `${k} ${Number(m[k]).toFixed(d)}`).join(" · ");
       }
