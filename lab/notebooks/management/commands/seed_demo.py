@@ -21,8 +21,10 @@ WELCOME = """# Tiny Shakespeare from scratch
 This notebook takes a language model from raw text to a model that writes (bad) Shakespeare:
 
 1. **Corpus** — the complete works sample, 1.1 MB of plain text.
-2. **Tokenizer** — a byte-level BPE vocabulary learned from it.
-3. **Pretrain** — a ~1M-parameter Llama-style decoder, small enough for a laptop CPU.
+2. **Clean** — optional: deduplicate and filter it into a new dataset version (see its report). To
+   train on the cleaned text, pick the clean cell as the corpus input of the cells below.
+3. **Tokenizer** — a byte-level BPE vocabulary learned from it.
+4. **Pretrain** — a ~1M-parameter Llama-style decoder, small enough for a laptop CPU.
 
 Press **Run** on each cell in turn and watch the loss fall live.
 """
@@ -49,13 +51,15 @@ class Command(BaseCommand):
             Cell.objects.create(notebook=notebook, position=0, kind=Cell.Kind.NOTE, config={"markdown": WELCOME})
             corpus_cell = Cell.objects.create(notebook=notebook, position=1, kind=Cell.Kind.CORPUS, title="Shakespeare",
                                               config={"corpus": corpus.pk})
+            Cell.objects.create(notebook=notebook, position=2, kind=Cell.Kind.CLEAN, title="Clean",
+                                config={"corpus_cell": corpus_cell.pk, "min_chars": 20})
             tokenizer_cell = Cell.objects.create(
-                notebook=notebook, position=2, kind=Cell.Kind.TOKENIZER, title="BPE 2k",
+                notebook=notebook, position=3, kind=Cell.Kind.TOKENIZER, title="BPE 2k",
                 config={"corpus_cell": corpus_cell.pk, "vocab_size": 2048, "min_frequency": 2,
                         "special_tokens": ["<|endoftext|>", "<|pad|>"]},
             )
             Cell.objects.create(
-                notebook=notebook, position=3, kind=Cell.Kind.PRETRAIN, title="Tiny model",
+                notebook=notebook, position=4, kind=Cell.Kind.PRETRAIN, title="Tiny model",
                 config={"corpus_cell": corpus_cell.pk, "tokenizer_cell": tokenizer_cell.pk, "preset": "tiny",
                         "context_length": 128, "batch_size": 16, "grad_accum": 1, "max_steps": 600, "lr": 3e-3,
                         "warmup_steps": 30, "eval_every": 100, "sample_every": 100, "sample_prompt": "ROMEO:",
