@@ -35,6 +35,8 @@ from training.corpus import file_sha256, iter_batches, iter_documents
 from training.events import Reporter
 
 ALGORITHM_NAMES = {"bpe": "byte-level-bpe", "unigram": "unigram", "wordpiece": "wordpiece"}
+COUNT_SAMPLE_BYTES = 1024 * 1024
+"""How much of the corpus the artifact's encoding statistics are measured on."""
 HF_CONFIG = "tokenizer_config.json"
 
 
@@ -203,9 +205,16 @@ def saved_tokenizer_settings(tokenizer_path: str | Path) -> dict[str, str]:
 def _artifact_metadata(
     cfg: TokenizerConfig, tokenizer: Tokenizer, path: Path, stats: dict[str, int]
 ) -> dict[str, Any]:
-    """What the artifact says of itself: the vocabulary, and how it encodes the corpus."""
-    corpus = iter_batches(iter_documents(cfg.corpus_path, cfg.corpus_format))
-    tokens, unknown = count_tokens(tokenizer, corpus, cfg.unk_token)
+    """What the artifact says of itself: the vocabulary, and how it encodes the corpus.
+
+    The encoding statistics come from the corpus's first COUNT_SAMPLE_BYTES: encoding all of a big
+    corpus again only to count took longer than training the tokenizer. Past the sample, the token
+    count is scaled by bytes (`tokens_counted` says "sample"); pretraining counts exactly anyway.
+    """
+    sample, sample_bytes = _leading_documents(cfg, COUNT_SAMPLE_BYTES)
+    sampled_tokens, unknown = count_tokens(tokenizer, iter_batches(iter(sample)), cfg.unk_token)
+    whole = sample_bytes >= stats["bytes"]
+    tokens = sampled_tokens if whole else round(sampled_tokens * stats["bytes"] / max(sample_bytes, 1))
     return {
         "algorithm": ALGORITHM_NAMES[cfg.algorithm],
         "vocab_size": tokenizer.get_vocab_size(),
@@ -216,9 +225,21 @@ def _artifact_metadata(
         "tokens": tokens,
         "tokens_per_word": round(tokens / max(stats["words"], 1), 4),
         "bytes_per_token": round(stats["bytes"] / max(tokens, 1), 4),
-        "unk_rate": round(unknown / max(tokens, 1), 6),
+        "unk_rate": round(unknown / max(sampled_tokens, 1), 6),
+        "tokens_counted": "all" if whole else "sample",
         "sha256": file_sha256(path),
     }
+
+
+def _leading_documents(cfg: TokenizerConfig, max_bytes: int) -> tuple[list[str], int]:
+    """The corpus's first documents, up to about `max_bytes` of UTF-8, and their size."""
+    documents, size = [], 0
+    for document in iter_documents(cfg.corpus_path, cfg.corpus_format):
+        documents.append(document)
+        size += len(document.encode("utf-8"))
+        if size >= max_bytes:
+            break
+    return documents, size
 
 
 def _replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
