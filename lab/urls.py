@@ -39,5 +39,6 @@ urlpatterns = [
     path("runs/<int:pk>/events/", runs.run_events, name="run-events"),
     path("artifacts/<int:pk>/download/", runs.artifact_download, name="artifact-download"),
     path("artifacts/<int:pk>/encode/", runs.tokenizer_encode, name="tokenizer-encode"),
+    path("artifacts/<int:pk>/compare-options/", runs.tokenizer_compare_options, name="tokenizer-compare-options"),
     path("api/", include("lab.api.urls")),
 ]

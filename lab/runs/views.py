@@ -8,12 +8,12 @@ from django.http import FileResponse, Http404, JsonResponse, StreamingHttpRespon
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from lab.access import get_artifact_for_user, get_run_for_user
+from lab.access import artifacts_for_user, get_artifact_for_user, get_run_for_user
 from lab.notebooks.kinds import deleted_inputs
 from lab.runs.actions import cancel_run, resume_run
 from lab.runs.models import Artifact
 from lab.runs.streaming import run_state
-from lab.runs.tokenizers import encode_with_artifact
+from lab.runs.tokenizers import describe_tokenizer, encode_with_artifact
 
 
 @login_required
@@ -119,8 +119,37 @@ def artifact_response(artifact: Artifact):
 
 @login_required
 def tokenizer_encode(request, pk):
-    artifact = get_artifact_for_user(request.user, pk)
+    """The text's tokens under the artifact and, with `compare=<artifact id>`, under a second
+    tokenizer of the same team, so both colourings always show the same text."""
+    artifact = _tokenizer_for_user(request.user, pk)
+    text = request.GET.get("text", "")[:5000]
+    result = encode_with_artifact(artifact, text)
+    if compare_id := request.GET.get("compare"):
+        other = _comparison_for_user(request.user, artifact, compare_id)
+        result["compare"] = encode_with_artifact(other, text)
+    return JsonResponse(result)
+
+
+@login_required
+def tokenizer_compare_options(request, pk):
+    """The team's other tokenizers, for the tokenizer cell's "compare with" list."""
+    artifact = _tokenizer_for_user(request.user, pk)
+    others = artifacts_for_user(request.user).filter(team=artifact.team, kind=Artifact.Kind.TOKENIZER)
+    usable = [other for other in others.exclude(pk=artifact.pk) if other.absolute_path.is_file()]
+    return JsonResponse({"tokenizers": [describe_tokenizer(other) for other in usable]})
+
+
+def _tokenizer_for_user(user, pk) -> Artifact:
+    artifact = get_artifact_for_user(user, pk)
     if artifact.kind != Artifact.Kind.TOKENIZER:
         raise Http404("not a tokenizer")
-    text = request.GET.get("text", "")[:5000]
-    return JsonResponse(encode_with_artifact(artifact, text))
+    if not artifact.absolute_path.is_file():
+        raise Http404("the files of this tokenizer are gone")
+    return artifact
+
+
+def _comparison_for_user(user, artifact: Artifact, pk) -> Artifact:
+    other = _tokenizer_for_user(user, pk)
+    if other.team_id != artifact.team_id:  # a user of two teams still compares within one
+        raise Http404("not found")
+    return other
