@@ -39,9 +39,9 @@ def test_it_trains_live_in_the_browser_with_cancel_and_resume(cast, sample_data,
     pretrain.locator("[data-action=run]").first.click()
     view = pretrain.locator("[data-run-view]")
     run_id = int(view.get_attribute("data-run-id"))
-    page.wait_for_function(f"window.__labRuns[{run_id}] && window.__labRuns[{run_id}].points >= 4", timeout=120_000)
+    page.wait_for_function(f"window.__labRuns && window.__labRuns[{run_id}] && window.__labRuns[{run_id}].points >= 4", timeout=120_000)
     seen = _points(page, run_id)
-    page.wait_for_function(f"window.__labRuns[{run_id}].points > {seen}", timeout=60_000)  # points arrive live
+    page.wait_for_function(f"window.__labRuns && window.__labRuns[{run_id}] && window.__labRuns[{run_id}].points > {seen}", timeout=60_000)  # points arrive live
     assert view.locator(".chart .scatterlayer .trace").count() >= 1
     page.screenshot(path=str(tmp_path / "running.png"), full_page=True)
 
@@ -51,7 +51,7 @@ def test_it_trains_live_in_the_browser_with_cancel_and_resume(cast, sample_data,
     pretrain.locator("[data-action=resume]").click()
     pretrain.locator("[data-role=status]", has_text="succeeded").wait_for(timeout=180_000)
     page.reload()
-    page.wait_for_function(f"window.__labRuns[{run_id}] && window.__labRuns[{run_id}].points > 0", timeout=10_000)
+    page.wait_for_function(f"window.__labRuns && window.__labRuns[{run_id}] && window.__labRuns[{run_id}].points > 0", timeout=10_000)
     page.screenshot(path=str(tmp_path / "finished.png"), full_page=True)
     if os.environ.get("LAB_SCREENSHOT_DIR"):
         os.makedirs(os.environ["LAB_SCREENSHOT_DIR"], exist_ok=True)
