@@ -9,6 +9,7 @@ Exit codes: 0 finished (succeeded or cancelled: the last status event says which
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -19,7 +20,13 @@ from training.clean import CleanConfig
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
 from training.events import EventReporter, EventStreamClosed, EventWriter
 
-STAGES = {"tokenizer": TokenizerConfig, "pretrain": PretrainConfig, "clean": CleanConfig}
+# stage → (its config class, "module:function" that runs it). The runner's module is imported only
+# once the config is known to be good, so a bad config fails fast, before torch loads.
+STAGES = {
+    "tokenizer": (TokenizerConfig, "training.tokenizer:train_tokenizer"),
+    "clean": (CleanConfig, "training.clean:clean_corpus"),
+    "pretrain": (PretrainConfig, "training.pretrain:pretrain"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(stage: str, config_path: str, writer: EventWriter) -> int:
+    config_class, runner_path = STAGES[stage]
     try:
-        cfg = STAGES[stage].from_dict(load_json(config_path))
+        cfg = config_class.from_dict(load_json(config_path))
     except ConfigError as e:
         writer.error(e.message, field=e.field)
         return 2
@@ -54,19 +62,8 @@ def run(stage: str, config_path: str, writer: EventWriter) -> int:
     reporter.install_signal_handlers()
     _quiet_libraries()
     try:
-        if stage == "tokenizer":
-            from training.tokenizer import train_tokenizer
-
-            train_tokenizer(cfg, reporter)
-        elif stage == "clean":
-            from training.clean import clean_corpus
-
-            clean_corpus(cfg, reporter)
-        else:
-            # torch is imported only once the config is known to be good: bad configs fail fast.
-            from training.pretrain import pretrain
-
-            pretrain(cfg, reporter)
+        module_name, function_name = runner_path.split(":")
+        getattr(importlib.import_module(module_name), function_name)(cfg, reporter)
     except ConfigError as e:  # found once data or model is known: empty corpus, batch too large…
         writer.error(e.message, field=e.field)
         return 2
