@@ -11,7 +11,8 @@ What is timed, both sides from before a Python interpreter starts to after the w
 - lab: from the run's first stored event (`queued`, stamped when the run is created) to its last
   (`succeeded`, stamped by the training process). It includes the queue, the worker's claim, the
   child's start and imports, reading the corpus, training, saving tokenizer.json and
-  tokenizer_config.json, and the artifact's metadata (which encodes the whole corpus once more).
+  tokenizer_config.json, and the artifact's metadata (corpus statistics, and the token count
+  estimated by encoding the corpus's first 128 KiB).
 - direct: from just before the benchmark spawns `bench/tokenizer_bare.py` to the moment that script's
   `tokenizer.save` returned: interpreter start, import, reading the corpus, training, saving.
 The lab's time is also split into phases: `start` (first event → the training process's first

@@ -31,12 +31,14 @@ from training.config import (
     eos_and_pad,
     render_chat_template,
 )
-from training.corpus import file_sha256, iter_batches, iter_documents
+from training.corpus import CorpusStats, file_sha256, iter_batches, iter_documents
 from training.events import Reporter
 
 ALGORITHM_NAMES = {"bpe": "byte-level-bpe", "unigram": "unigram", "wordpiece": "wordpiece"}
-COUNT_SAMPLE_BYTES = 1024 * 1024
-"""How much of the corpus the artifact's encoding statistics are measured on."""
+COUNT_SAMPLE_BYTES = 128 * 1024
+"""How much of the corpus the artifact's encoding statistics are measured on. Encoding runs at
+about the speed of training, so 1 MiB cost a 20 MB corpus's training 5%; on tinyshakespeare the
+token count estimated from 128 KiB was 0.2% off the exact count (1 MiB: 0.2%, 64 KiB: 1%)."""
 HF_CONFIG = "tokenizer_config.json"
 
 
@@ -44,8 +46,8 @@ def train_tokenizer(cfg: TokenizerConfig, reporter: Reporter) -> Path | None:
     """Train, save `output_dir/tokenizer.json` and its `tokenizer_config.json`, report the artifact;
     None if stopped."""
     reporter.status("running")
-    stats = {"n_documents": 0, "bytes": 0, "words": 0}
-    characters: set[str] = set()
+    stats = CorpusStats()
+    sample = _LeadingDocuments(COUNT_SAMPLE_BYTES)
     failure: list[Exception] = []
 
     def batches() -> Iterator[list[str]]:
@@ -55,11 +57,8 @@ def train_tokenizer(cfg: TokenizerConfig, reporter: Reporter) -> Path | None:
             for batch in iter_batches(iter_documents(cfg.corpus_path, cfg.corpus_format)):
                 if reporter.should_stop():
                     return
-                for doc in batch:
-                    stats["bytes"] += len(doc.encode("utf-8"))
-                    stats["words"] += len(doc.split())
-                    characters.update(doc)
-                stats["n_documents"] += len(batch)
+                stats.add(batch)
+                sample.take(batch)
                 yield batch
         except Exception as e:
             failure.append(e)
@@ -72,7 +71,8 @@ def train_tokenizer(cfg: TokenizerConfig, reporter: Reporter) -> Path | None:
     try:
         tokenizer.train_from_iterator(batches(), trainer=trainer)
     except Exception as e:  # the Rust trainer raises a bare Exception
-        raise (failure[0] if failure else _explain_trainer_error(e, cfg, len(characters))) from None
+        n_characters = len(stats.characters)
+        raise (failure[0] if failure else _explain_trainer_error(e, cfg, n_characters)) from None
     if failure:
         raise failure[0]
     if reporter.should_stop():
@@ -80,8 +80,8 @@ def train_tokenizer(cfg: TokenizerConfig, reporter: Reporter) -> Path | None:
         return None
 
     path = save_tokenizer(tokenizer, cfg)
-    metadata = _artifact_metadata(cfg, tokenizer, path, stats)
-    if warning := _vocab_size_warning(cfg, metadata["vocab_size"], len(characters)):
+    metadata = _artifact_metadata(cfg, tokenizer, path, stats, sample)
+    if warning := _vocab_size_warning(cfg, metadata["vocab_size"], len(stats.characters)):
         reporter.log(warning, level="warning")
     if cfg.chat_template and (warning := _chat_template_warning(cfg, tokenizer)):
         reporter.log(warning, level="warning")
@@ -203,7 +203,11 @@ def saved_tokenizer_settings(tokenizer_path: str | Path) -> dict[str, str]:
 
 
 def _artifact_metadata(
-    cfg: TokenizerConfig, tokenizer: Tokenizer, path: Path, stats: dict[str, int]
+    cfg: TokenizerConfig,
+    tokenizer: Tokenizer,
+    path: Path,
+    stats: CorpusStats,
+    sample: _LeadingDocuments,
 ) -> dict[str, Any]:
     """What the artifact says of itself: the vocabulary, and how it encodes the corpus.
 
@@ -211,35 +215,41 @@ def _artifact_metadata(
     corpus again only to count took longer than training the tokenizer. Past the sample, the token
     count is scaled by bytes (`tokens_counted` says "sample"); pretraining counts exactly anyway.
     """
-    sample, sample_bytes = _leading_documents(cfg, COUNT_SAMPLE_BYTES)
-    sampled_tokens, unknown = count_tokens(tokenizer, iter_batches(iter(sample)), cfg.unk_token)
-    whole = sample_bytes >= stats["bytes"]
-    tokens = sampled_tokens if whole else round(sampled_tokens * stats["bytes"] / max(sample_bytes, 1))
+    batches = iter_batches(iter(sample.documents))
+    sampled_tokens, unknown = count_tokens(tokenizer, batches, cfg.unk_token)
+    whole = sample.bytes >= stats.bytes
+    tokens = sampled_tokens if whole else round(sampled_tokens * stats.bytes / max(sample.bytes, 1))
     return {
         "algorithm": ALGORITHM_NAMES[cfg.algorithm],
         "vocab_size": tokenizer.get_vocab_size(),
         "special_tokens": cfg.special_tokens_with_unk,
         "unk_token": cfg.unk_token,
         "chat_template": cfg.chat_template or None,
-        **stats,
+        **stats.counts(),
         "tokens": tokens,
-        "tokens_per_word": round(tokens / max(stats["words"], 1), 4),
-        "bytes_per_token": round(stats["bytes"] / max(tokens, 1), 4),
+        "tokens_per_word": round(tokens / max(stats.words, 1), 4),
+        "bytes_per_token": round(stats.bytes / max(tokens, 1), 4),
         "unk_rate": round(unknown / max(sampled_tokens, 1), 6),
         "tokens_counted": "all" if whole else "sample",
         "sha256": file_sha256(path),
     }
 
 
-def _leading_documents(cfg: TokenizerConfig, max_bytes: int) -> tuple[list[str], int]:
-    """The corpus's first documents, up to about `max_bytes` of UTF-8, and their size."""
-    documents, size = [], 0
-    for document in iter_documents(cfg.corpus_path, cfg.corpus_format):
-        documents.append(document)
-        size += len(document.encode("utf-8"))
-        if size >= max_bytes:
-            break
-    return documents, size
+class _LeadingDocuments:
+    """The corpus's first documents, up to about `max_bytes` of UTF-8, kept as they stream past
+    to the trainer, so that counting tokens on them reads nothing again."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.documents: list[str] = []
+        self.bytes = 0
+
+    def take(self, batch: list[str]) -> None:
+        for document in batch:
+            if self.bytes >= self.max_bytes:
+                return
+            self.documents.append(document)
+            self.bytes += len(document.encode("utf-8"))
 
 
 def _replace_atomically(path: Path, write: Callable[[Path], object]) -> None:

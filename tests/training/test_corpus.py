@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from training.datasets import formats
-from training.corpus import CorpusError, iter_documents
+from training.corpus import CorpusError, CorpusStats, iter_batches, iter_documents
 
 
 def test_it_splits_text_on_blank_lines(tmp_path: Path):
@@ -81,3 +81,34 @@ def test_it_streams_rather_than_reading_the_whole_file(tmp_path: Path):
     assert next(docs) == "first"  # the bad second line is not read yet
     with pytest.raises(CorpusError):
         next(docs)
+
+
+def _stats_one_by_one(documents: list[str]) -> tuple[dict[str, int], set[str]]:
+    counts = {
+        "n_documents": len(documents),
+        "bytes": sum(len(d.encode("utf-8")) for d in documents),
+        "words": sum(len(d.split()) for d in documents),
+    }
+    return counts, set("".join(documents))
+
+
+def test_it_counts_corpus_statistics_per_batch_as_per_document(corpus: Path):
+    documents = list(iter_documents(corpus, "txt"))
+    stats = CorpusStats()
+    for batch in iter_batches(iter(documents), batch_chars=100_000):
+        stats.add(batch)
+    assert (stats.counts(), stats.characters) == _stats_one_by_one(documents)
+    assert stats.counts()["n_documents"] == 7222 and len(stats.characters) > 60
+
+
+def test_it_counts_words_split_by_any_whitespace_and_non_ascii_characters():
+    batches = [
+        ["naïve café\u3000東京", "a\x1cb\x1dc", "tab\tand\x0bvertical"],
+        ["no\xa0break space", "\u2028line separator\u2029"],
+        ["plain ascii only", "   leading and trailing   "],
+        ["emoji 🙂 x", "x"],
+    ]
+    stats = CorpusStats()
+    for batch in batches:
+        stats.add(batch)
+    assert (stats.counts(), stats.characters) == _stats_one_by_one([d for b in batches for d in b])

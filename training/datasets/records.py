@@ -18,9 +18,10 @@ from training.datasets.formats import (
     read_jsonl,
     read_parquet,
     read_txt,
+    read_txt_texts,
 )
 from training.datasets.kinds import EXPECTED_FIELDS, check_kind, detect_kind, normalise
-from training.datasets.textio import iter_lines
+from training.datasets.textio import iter_blocks, iter_lines
 
 MAX_ERRORS_BEFORE_KIND = 20
 """detect_file_kind gives up after this many unreadable records without one that has a kind."""
@@ -105,13 +106,13 @@ class Scan:
                 with path.open("rb") as f:
                     header = read_delimited_header(iter_lines(f, file), file, fmt)
             with path.open("rb") as f:
-                lines = iter_lines(f, file, (resume.position, resume.line) if resume else None)
+                start = (resume.position, resume.line) if resume else None
                 if fmt == "txt":
-                    yield from read_txt(lines, file)
+                    yield from read_txt(iter_blocks(f, file, start), file)
                 elif fmt == "jsonl":
-                    yield from read_jsonl(lines, file)
+                    yield from read_jsonl(iter_lines(f, file, start), file)
                 else:
-                    yield from read_delimited(lines, file, fmt, header)
+                    yield from read_delimited(iter_lines(f, file, start), file, fmt, header)
 
     def _settle_kind(self, raw: Raw) -> None:
         """Detect the kind from the first readable record; refuse text documents as another kind."""
@@ -162,6 +163,22 @@ def iter_records(
         yield item.record
     if empty:
         raise DatasetError("holds no records", file=scan.file)
+
+
+def iter_txt_documents(path: str | Path, *, name: str | None = None) -> Iterator[str]:
+    """The documents of a `.txt` file, as iter_records(path, "text") gives them but as plain
+    strings, without the work per record that other formats and kinds need: the corpus stages'
+    hot path. Raises the first DatasetError, and one at the end when the file holds no document."""
+    file = name or Path(path).name
+    empty = True
+    with Path(path).open("rb") as f:
+        for text in read_txt_texts(iter_blocks(f, file), file):
+            if isinstance(text, DatasetError):
+                raise text
+            empty = False
+            yield text
+    if empty:
+        raise DatasetError("holds no records", file=file)
 
 
 def detect_file_kind(
