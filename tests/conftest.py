@@ -17,6 +17,8 @@ from lab.accounts.models import Role
 from lab.sample_data import ensure_sample_data
 
 REPO = Path(__file__).resolve().parent.parent
+# Models and data several test directories use, each built once per session.
+pytest_plugins = ["tests.training.fixtures"]
 PASSWORD = "correct-horse-battery"
 
 
@@ -78,9 +80,9 @@ class Processes:
             time.sleep(0.1)
         return proc
 
-    def worker(self, name: str, queues: str = "cpu,gpu", beat: bool = False) -> subprocess.Popen:
+    def worker(self, name: str, queues: str = "cpu,gpu", beat: bool = False, pool: str = "prefork") -> subprocess.Popen:
         args = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", "1",
-                "--pool", "prefork", "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+                "--pool", pool, "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
         if beat:
             args += ["-B", "--schedule", str(self.log_dir / f"{name}-beat-schedule")]
         return self.start(name, args, ready=lambda p: b" ready." in p.log_path.read_bytes())

@@ -16,9 +16,12 @@ import sys
 import traceback
 from typing import Any, TextIO
 
+from training.classify_config import ClassifyConfig
 from training.clean import CleanConfig
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
 from training.events import EventReporter, EventStreamClosed, EventWriter
+from training.generate_config import GenerateConfig
+from training.sft_config import SftConfig
 
 # stage → (its config class, "module:function" that runs it). The runner's module is imported only
 # once the config is known to be good, so a bad config fails fast, before torch loads.
@@ -26,6 +29,9 @@ STAGES = {
     "tokenizer": (TokenizerConfig, "training.tokenizer:train_tokenizer"),
     "clean": (CleanConfig, "training.clean:clean_corpus"),
     "pretrain": (PretrainConfig, "training.pretrain:pretrain"),
+    "sft": (SftConfig, "training.sft:run_sft"),
+    "classify": (ClassifyConfig, "training.classify:run_classify"),
+    "generate": (GenerateConfig, "training.generate:run_generate"),
 }
 
 

@@ -18,18 +18,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from training import presets
+from training.config_checks import (
+    DEVICES,
+    ConfigError,
+    check_optimizer,
+    check_warmup,
+    require_at_least_one,
+    require_choice,
+    require_folder_or_null,
+    require_not_negative,
+)
 
 CORPUS_FORMATS = ("txt", "jsonl", "csv", "tsv", "parquet", "zip", "tar")  # training.datasets.FORMATS
 C = TypeVar("C", bound="_Config")
-
-
-class ConfigError(Exception):
-    """A config value the stage cannot run with. `field` names the key the user has to change."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def require_file(field_name: str, path: str) -> Path:
@@ -377,38 +378,21 @@ class PretrainConfig(_Config):
                 f"{self.context_length} is longer than the {longest} positions "
                 f"the {self.preset} model can serve",
             )
-        for name in (
-            "batch_size", "grad_accum", "max_steps", "eval_batches", "sample_tokens", "log_every"
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, "must be at least 1")
-        for name in ("eval_every", "sample_every", "checkpoint_every_steps", "seed"):
-            if getattr(self, name) < 0:
-                raise ConfigError(name, "must not be negative")
-        for name in ("weight_decay", "grad_clip", "checkpoint_every_minutes"):
-            if getattr(self, name) < 0:
-                raise ConfigError(name, "must not be negative")
-        if not self.lr > 0:
-            raise ConfigError("lr", "learning rate must be greater than 0")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError("min_lr_ratio", "must be between 0 and 1")
-        if not 0 <= self.warmup_steps < self.max_steps:
-            raise ConfigError(
-                "warmup_steps", f"must be at least 0 and fewer than max_steps ({self.max_steps})"
-            )
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(name, "must be at least 0 and below 1")
-        if self.precision not in ("fp32", "bf16"):
-            raise ConfigError("precision", f"must be fp32 or bf16, not {self.precision!r}")
+        require_at_least_one(
+            self, "batch_size", "grad_accum", "max_steps", "eval_batches", "sample_tokens", "log_every"
+        )
+        require_not_negative(
+            self, "eval_every", "sample_every", "checkpoint_every_steps", "seed",
+            "checkpoint_every_minutes",
+        )
+        check_optimizer(self)
+        check_warmup(self.warmup_steps, self.max_steps)
+        require_choice("precision", self.precision, ("fp32", "bf16"))
         if not 0 < self.val_fraction < 0.5:
             raise ConfigError("val_fraction", "must be above 0 and below 0.5")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError("device", f"must be auto, cpu or cuda, not {self.device!r}")
+        require_choice("device", self.device, DEVICES)
         if self.resume_from is not None and self.init_from is not None:
             raise ConfigError(
                 "init_from", "cannot be combined with resume_from (a resume restores the weights)"
             )
-        for name in ("resume_from", "init_from"):
-            if getattr(self, name) == "":
-                raise ConfigError(name, "must be a folder or null, not an empty string")
+        require_folder_or_null(self, "resume_from", "init_from")

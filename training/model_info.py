@@ -19,8 +19,6 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 SINGLE_SAFETENSORS = "model.safetensors"
 # The weights of other formats: their presence with no safetensors gets a precise refusal.
 UNSAFE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-               "F8_E4M3": 1, "F8_E5M2": 1}
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
@@ -92,7 +90,26 @@ def weight_files(folder: Path, field: str = "base_model") -> list[Path]:
     raise ConfigError(field, f"{folder.name} holds no model.safetensors")
 
 
+def tensor_shapes(file: Path, field: str = "base_model") -> dict[str, list[int]]:
+    """Tensor name → shape, from a safetensors file's header."""
+    return {name: tensor["shape"] for name, tensor in _safetensors_header(file, field).items() if name != "__metadata__"}
+
+
 def _safetensors_parameters(file: Path, field: str) -> tuple[int, set[str]]:
+    count, dtypes = 0, set()
+    for name, tensor in _safetensors_header(file, field).items():
+        if name == "__metadata__":
+            continue
+        n = 1
+        for dim in tensor["shape"]:
+            n *= dim
+        count += n
+        dtypes.add(tensor["dtype"])
+    return count, dtypes
+
+
+def _safetensors_header(file: Path, field: str) -> dict[str, Any]:
+    """The JSON header: an 8-byte little-endian length, then that many bytes of JSON."""
     with open(file, "rb") as f:
         prefix = f.read(8)
         if len(prefix) < 8:
@@ -104,16 +121,9 @@ def _safetensors_parameters(file: Path, field: str) -> tuple[int, set[str]]:
             header = json.loads(f.read(header_len))
         except ValueError:
             raise ConfigError(field, f"{file.name} is not a safetensors file (its header is not JSON)") from None
-    count, dtypes = 0, set()
-    for name, tensor in header.items():
-        if name == "__metadata__":
-            continue
-        n = 1
-        for dim in tensor["shape"]:
-            n *= dim
-        count += n
-        dtypes.add(tensor["dtype"])
-    return count, dtypes
+    if not isinstance(header, dict):
+        raise ConfigError(field, f"{file.name} is not a safetensors file (its header is not an object)")
+    return header
 
 
 def _chat_template_file(folder: Path) -> str | None:

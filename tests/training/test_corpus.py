@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from training.datasets import formats
 from training.corpus import CorpusError, CorpusStats, iter_batches, iter_documents
+from training.datasets import formats
 
 
 def test_it_splits_text_on_blank_lines(tmp_path: Path):

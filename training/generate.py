@@ -1,0 +1,250 @@
+"""The generate stage: K sampled responses per prompt from each of one or more checkpoints, written
+to `generations.jsonl` for the feedback campaigns.
+
+Sampling is batched with `model.generate`, yet every response has its own seed: generation runs in
+greedy mode behind a logits processor that applies temperature, top-k and top-p and then adds Gumbel
+noise drawn from the row's own generator. The argmax of logits plus Gumbel noise is a sample from
+their softmax (the Gumbel-max trick), so each row is a proper sample whose randomness depends only
+on its seed, not on which other rows share its batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.generation.logits_process import (
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+from transformers.utils import logging as hf_logging
+
+from training.base_model import load_base_model, load_base_tokenizer
+from training.events import Reporter
+from training.generate_config import GenerateConfig
+from training.pretrain import pick_device
+from training.prompts import Prompt, read_prompts, typed_prompts
+
+OUTPUT_FILE = "generations.jsonl"
+SAMPLE_EVENTS_PER_MODEL = 3
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
+"""Tokens that close an assistant turn in common chat templates (ChatML, Llama 3, Gemma):
+generation stops at them as at eos when the template is in use."""
+
+
+@dataclass
+class Progress:
+    """Prompts done (over all models) and tokens generated so far."""
+
+    total: int
+    step: int = 0
+    tokens: int = 0
+
+
+def run_generate(cfg: GenerateConfig, reporter: Reporter) -> Path | None:
+    """Write `output_dir/generations.jsonl` and return it; None when stopped (nothing is kept)."""
+    hf_logging.disable_progress_bar()
+    device = pick_device(cfg.device)
+    if cfg.prompts_path is not None:
+        prompts = read_prompts(cfg.prompts_path, cfg.prompts_format, cfg.max_prompts)
+    else:
+        prompts = typed_prompts(cfg.prompts[: cfg.max_prompts])
+    progress = Progress(total=len(prompts) * len(cfg.models))
+    reporter.status(
+        "running",
+        total_steps=progress.total,
+        step=0,
+        summary={
+            "prompts": len(prompts),
+            "models": [m["label"] for m in cfg.models],
+            "samples_per_prompt": cfg.samples_per_prompt,
+            "responses": progress.total * cfg.samples_per_prompt,
+            "device": device.type,
+        },
+    )
+
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / OUTPUT_FILE
+    partial = out / f".{OUTPUT_FILE}.tmp-{os.getpid()}"
+    started = time.perf_counter()
+    try:
+        with partial.open("w", encoding="utf-8") as f:
+            finished = all(
+                generate_with_model(cfg, i, prompts, device, f, reporter, progress)
+                for i in range(len(cfg.models))
+            )
+        if finished:
+            os.replace(partial, final)  # the file appears whole or not at all
+    finally:
+        partial.unlink(missing_ok=True)
+    summary = {"prompts_done": progress.step, "generated_tokens": progress.tokens,
+               "seconds": round(time.perf_counter() - started, 3)}
+    if not finished:
+        reporter.log(f"stop requested: stopped after {progress.step} of {progress.total} prompts; nothing kept")
+        reporter.status("cancelled", step=progress.step, summary=summary)
+        return None
+
+    reporter.artifact(
+        "generations",
+        str(final.resolve()),
+        {
+            "prompts": len(prompts),
+            "models": [{"label": m["label"], "artifact": m["artifact"], "path": m["path"]} for m in cfg.models],
+            "samples_per_prompt": cfg.samples_per_prompt,
+            "responses": progress.total * cfg.samples_per_prompt,
+            "settings": {
+                "temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k,
+                "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+                "use_chat_template": cfg.use_chat_template,
+            },
+        },
+    )
+    reporter.status("succeeded", step=progress.step, summary=summary)
+    return final
+
+
+def generate_with_model(
+    cfg: GenerateConfig,
+    index: int,
+    prompts: list[Prompt],
+    device: torch.device,
+    out: IO[str],
+    reporter: Reporter,
+    progress: Progress,
+) -> bool:
+    """Write the model's responses to `out`, batch by batch; False when a stop was requested."""
+    spec = cfg.models[index]
+    where = f"models[{index}].path"
+    tokenizer = load_base_tokenizer(spec["path"], field=where)
+    model, info = load_base_model(
+        spec["path"], AutoModelForCausalLM, field=where,
+        dtype=torch.float32 if device.type == "cpu" else "auto",
+    )
+    model.to(device).eval()
+    tokenizer.padding_side = "left"  # new tokens follow every prompt directly
+    tokenizer.truncation_side = "left"  # a long prompt keeps its end, where the question is
+    chat = cfg.use_chat_template and bool(tokenizer.chat_template)
+    inputs = [model_input(tokenizer, p, chat) for p in prompts]
+    room = (info.context_length or tokenizer.model_max_length) - cfg.max_new_tokens
+    generation = GenerationConfig(
+        max_new_tokens=cfg.max_new_tokens, do_sample=False, num_beams=1,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer, model, chat),
+    )
+    reporter.log(
+        f"generating with {spec['label']} ({Path(spec['path']).name}), "
+        f"{'its chat template' if chat else 'raw prompts'}"
+    )
+
+    rows = [(p, s) for p in range(len(prompts)) for s in range(cfg.samples_per_prompt)]
+    prompts_before = progress.step
+    for start in range(0, len(rows), cfg.batch_size):
+        if reporter.should_stop():
+            return False
+        batch = rows[start : start + cfg.batch_size]
+        began = time.perf_counter()
+        encoded = tokenizer(
+            [inputs[p] for p, _ in batch], padding=True, truncation=True, max_length=room,
+            add_special_tokens=not chat,  # a chat template writes its own special tokens
+            return_tensors="pt",
+        ).to(device)
+        seeds = [response_seed(cfg.seed, spec["label"], p, s) for p, s in batch]
+        processors = LogitsProcessorList([SeededSampler(cfg.temperature, cfg.top_k, cfg.top_p, seeds)])
+        with torch.inference_mode():
+            output = model.generate(**encoded, generation_config=generation, logits_processor=processors)
+        new = output[:, encoded["input_ids"].shape[1] :]
+        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+        tokens = int((new != tokenizer.pad_token_id).sum())  # sync point, once per batch
+        for (p, s), text in zip(batch, texts, strict=True):
+            record = {"prompt_index": p, "prompt": prompts[p].text, "model": spec["label"],
+                      "artifact": spec["artifact"], "sample": s, "text": text}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        progress.tokens += tokens
+        progress.step = prompts_before + (start + len(batch)) // cfg.samples_per_prompt
+        reporter.metric(progress.step, {
+            "progress": progress.step / progress.total,
+            "tokens_per_s": tokens / max(time.perf_counter() - began, 1e-9),
+            "tokens": progress.tokens,
+        })
+        for row in range(start, min(start + len(batch), SAMPLE_EVENTS_PER_MODEL)):
+            reporter.sample(progress.step, inputs[rows[row][0]], texts[row - start])
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return True
+
+
+def model_input(tokenizer: PreTrainedTokenizerBase, prompt: Prompt, chat: bool) -> str:
+    """The text the model reads: the conversation through its chat template, opening an assistant
+    turn, or the prompt's plain text."""
+    if not chat:
+        return prompt.text
+    return tokenizer.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, chat: bool) -> list[int]:
+    """eos of the tokenizer and of the model's generation config, and with a chat template the
+    end-of-turn token it closes replies with."""
+    configured = model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    if chat:
+        added = tokenizer.get_added_vocab()
+        ids |= {added[t] for t in END_OF_TURN_TOKENS if t in added}
+    return sorted(ids)
+
+
+def response_seed(seed: int, label: str, prompt_index: int, sample: int) -> int:
+    """A 63-bit seed of its own for each (model, prompt, sample)."""
+    digest = hashlib.sha256(f"{seed}/{label}/{prompt_index}/{sample}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+class SeededSampler(LogitsProcessor):
+    """Temperature, top-k and top-p, then Gumbel noise from each row's own generator; used with
+    greedy decoding, the argmax it leads to is a sample (see the module docstring). Temperature 0
+    adds no noise: plain greedy decoding."""
+
+    def __init__(self, temperature: float, top_k: int, top_p: float, seeds: list[int]) -> None:
+        self.warpers: list[LogitsProcessor] = []
+        if temperature > 0:
+            self.warpers.append(TemperatureLogitsWarper(temperature))
+            if top_k > 0:
+                self.warpers.append(TopKLogitsWarper(top_k))
+            if top_p < 1:
+                self.warpers.append(TopPLogitsWarper(top_p))
+        self.greedy = temperature == 0
+        self.seeds = seeds
+        self.generators: list[torch.Generator] | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.greedy:
+            return scores
+        scores = scores.float()
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        if self.generators is None:
+            self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in self.seeds]
+        noise = torch.stack([
+            torch.empty(scores.shape[1], device=scores.device).exponential_(generator=g)
+            for g in self.generators
+        ])
+        # -log(Exponential(1)) is Gumbel(0, 1). A draw of exactly 0 (about 1 in 2^24 per token)
+        # would give +inf, which turns a filtered -inf score into NaN: keep it tiny but positive.
+        return scores - noise.clamp_min(torch.finfo(noise.dtype).tiny).log()

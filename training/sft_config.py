@@ -1,0 +1,195 @@
+"""The sft stage's config (`python -m training sft`). No torch: the web validates a cell's form with
+it before it queues a run. The checks that read files (the dataset's kind, the model's context
+length, its linear layers, its chat template) read only headers, config files and first records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.config import _check_chat_template, _Config
+from training.config_checks import (
+    DEVICES,
+    ConfigError,
+    check_optimizer,
+    check_warmup,
+    require_at_least_one,
+    require_choice,
+    require_folder_or_null,
+    require_not_negative,
+    resolve_resume,
+)
+from training.dataset_files import check_format, require_dataset_file, require_kind
+from training.lora_targets import ALL_LINEAR, check_target_modules
+from training.model_info import inspect_model
+
+METHODS = ("full", "lora", "qlora")
+LOSS_ON = ("assistant", "all")
+SCHEDULES = ("cosine", "linear", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
+
+
+@dataclass
+class SftConfig(_Config):
+    """Supervised fine-tuning of a causal LM on conversations, with trl's SFTTrainer."""
+
+    base_model: str
+    """A Hugging Face causal-LM folder: a lab checkpoint or an uploaded model."""
+    dataset_path: str
+    """An SFT dataset: `messages`, `prompt`/`completion` or alpaca `instruction`/`input`/`output`."""
+    output_dir: str
+    """Run folder: Trainer checkpoints `checkpoint-N/`; with LoRA also `adapter/` and `merged/`."""
+    dataset_format: str = "jsonl"
+    """jsonl, csv, tsv, parquet, … (training.datasets' formats); it wins over the file's suffix."""
+    method: str = "full"
+    """`full`: every weight trains. `lora`: low-rank adapters, the base frozen. `qlora`: LoRA on
+    a 4-bit base (a GPU and bitsandbytes only)."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: float = 32.0
+    """LoRA scaling numerator: adapters are scaled by `lora_alpha / lora_r`."""
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA adapters' input, in [0, 1)."""
+    lora_target_modules: list[str] = field(default_factory=lambda: [ALL_LINEAR])
+    """Linear layers that get adapters, by name (`q_proj`, `v_proj`), or `all-linear`."""
+    merge_lora: bool = True
+    """LoRA: the artifact is the base with the adapters merged in (`merged/`), the adapter kept in
+    `adapter/` beside it; false: the artifact is the adapter alone."""
+    chat_template: str = ""
+    """Jinja chat template the conversations are rendered with; empty: the model's own."""
+    loss_on: str = "assistant"
+    """`assistant`: only the assistant's tokens carry loss; `all`: every token does."""
+    packing: bool = False
+    """Pack conversations into rows of `max_length` tokens with no padding (trl's best-fit packing,
+    padding-free: each conversation attends only to itself)."""
+    max_length: int = 1024
+    """Conversations are cut to this many tokens; at most the model's context length."""
+    val_fraction: float = 0.05
+    """Share of the conversations held out for eval loss (a seeded split), above 0 and below 0.5."""
+    eval_every: int = 50
+    """Evaluate (eval loss and samples) every this many steps and at the end; 0 = end only."""
+    sample_prompts: list[str] = field(default_factory=list)
+    """User messages answered at every eval; empty: the first two held-out conversations."""
+    sample_tokens: int = 64
+    """Tokens generated per sample answer (greedy)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about a third slower."""
+    lr: float = 2e-5
+    """Peak learning rate, reached after warmup."""
+    schedule: str = "cosine"
+    """After warmup: `cosine` down to `lr * min_lr_ratio`, `linear` down to 0, or `constant`."""
+    min_lr_ratio: float = 0.1
+    """Where the cosine schedule ends, as a share of `lr`."""
+    warmup_steps: int = 10
+    """Steps of linear warmup from 0 to `lr`; fewer than `max_steps`."""
+    batch_size: int = 8
+    """Conversations per micro-batch (rows of `max_length` tokens with `packing`)."""
+    grad_accum: int = 1
+    """Micro-batches accumulated per optimizer step."""
+    max_steps: int = 200
+    """Optimizer steps to train for; 0: train for `epochs` instead."""
+    epochs: float = 1.0
+    """Passes over the training split, when `max_steps` is 0."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (not on biases and norms)."""
+    beta1: float = 0.9
+    """AdamW beta1."""
+    beta2: float = 0.999
+    """AdamW beta2."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value; 0 turns clipping off."""
+    precision: str = "auto"
+    """`auto` (bf16 on a GPU that has it, else fp32), `fp32`, `bf16` or `fp16` mixed precision
+    (bf16 and fp16 need a GPU)."""
+    device: str = "auto"
+    """`auto` (cuda when available, else cpu), `cpu` or `cuda`."""
+    seed: int = 1337
+    """Seeds the split, the batch order and new weights (LoRA adapters)."""
+    log_every: int = 10
+    """Emit a `metric` event (mean loss over the interval) every this many steps."""
+    checkpoint_every_steps: int = 100
+    """Save a checkpoint every this many steps; 0 turns step checkpoints off (the end still saves)."""
+    checkpoint_every_minutes: float = 0.0
+    """Also save a checkpoint when this many minutes passed since the last one; 0 turns it off."""
+    resume_from: str | None = None
+    """A checkpoint folder (`…/checkpoint-40`), or a run folder (its highest step), to resume from."""
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        for name in ("base_model", "output_dir"):
+            if not getattr(self, name):
+                raise ConfigError(name, "must not be empty")
+        check_format("dataset_format", self.dataset_format)
+        require_choice("method", self.method, METHODS)
+        require_choice("loss_on", self.loss_on, LOSS_ON)
+        require_choice("schedule", self.schedule, SCHEDULES)
+        require_choice("precision", self.precision, PRECISIONS)
+        require_choice("device", self.device, DEVICES)
+        require_at_least_one(
+            self, "lora_r", "max_length", "sample_tokens", "batch_size", "grad_accum", "log_every"
+        )
+        require_not_negative(
+            self, "max_steps", "eval_every", "checkpoint_every_steps", "checkpoint_every_minutes", "seed"
+        )
+        if self.max_steps == 0 and not self.epochs > 0:
+            raise ConfigError("epochs", "must be greater than 0 when max_steps is 0")
+        if not self.lora_alpha > 0:
+            raise ConfigError("lora_alpha", "must be greater than 0")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError("lora_dropout", "must be at least 0 and below 1")
+        if not 0 < self.val_fraction < 0.5:
+            raise ConfigError("val_fraction", "must be above 0 and below 0.5")
+        if any(not p.strip() for p in self.sample_prompts):
+            raise ConfigError("sample_prompts", "must not contain an empty prompt")
+        check_optimizer(self)
+        check_warmup(self.warmup_steps, self.max_steps)
+        if self.device == "cpu" and self.precision in ("bf16", "fp16"):
+            raise ConfigError("precision", f"{self.precision} needs a GPU; on cpu use fp32 or auto")
+        if self.device == "cpu" and self.method == "qlora":
+            raise ConfigError("method", "qlora (a 4-bit base) needs a GPU; on cpu use lora")
+        require_folder_or_null(self, "resume_from")
+        self._check_inputs()
+
+    def _check_inputs(self) -> None:
+        """The files exist and fit: an sft dataset, a model that serves `max_length`, has the
+        target modules and a chat template."""
+        info = inspect_model(self.base_model, "base_model")
+        if info.context_length is not None and self.max_length > info.context_length:
+            raise ConfigError(
+                "max_length",
+                f"{self.max_length} is longer than the {info.context_length} positions "
+                f"the model in {Path(self.base_model).name} can serve",
+            )
+        if self.chat_template:
+            _check_chat_template(self.chat_template, _special_tokens(Path(self.base_model)))
+        elif not info.chat_template:
+            raise ConfigError(
+                "chat_template",
+                f"the model in {Path(self.base_model).name} has no chat template: give one "
+                "(ChatML, for instance, if its tokenizer has <|im_start|> and <|im_end|>)",
+            )
+        if self.method != "full":
+            check_target_modules(self.base_model, self.lora_target_modules)
+        require_dataset_file("dataset_path", self.dataset_path)
+        require_kind(self.dataset_path, self.dataset_format, "sft", "sft")
+        if self.resume_from is not None:
+            resolve_resume(self.resume_from)
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.method in ("lora", "qlora")
+
+
+def _special_tokens(folder: Path) -> dict[str, str]:
+    """The `bos_token`, `eos_token`, … a chat template may use, from `tokenizer_config.json`."""
+    path = folder / "tokenizer_config.json"
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    tokens = {}
+    for key in SPECIAL_TOKEN_KEYS:
+        value = saved.get(key)
+        value = value.get("content") if isinstance(value, dict) else value
+        if isinstance(value, str):
+            tokens[key] = value
+    return tokens

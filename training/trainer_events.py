@@ -1,0 +1,160 @@
+"""A transformers `TrainerCallback` that speaks the lab's events (docs/contracts.md).
+
+Trainer logs become `metric` events with the lab's keys, evaluations become eval metrics and
+`sample` events, saves become `checkpoint` events, and a stop request (SIGINT/SIGTERM) ends training
+at the end of the current step with a checkpoint, as the pretrain loop does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from training.events import Reporter
+
+TOKENS_KEY = "lab_tokens"
+"""Where the callback writes the token count into the Trainer's log history, which checkpoints
+keep: trl counts tokens from 0 again on a resume, the lab's count goes on."""
+Sampler = Callable[[torch.nn.Module], list[tuple[str, str]]]
+"""Generates the sample answers with the model being trained: (prompt, answer) pairs."""
+
+
+def tokens_seen(checkpoint: Path | None) -> int:
+    """The token count the checkpoint's run had reached; 0 without a checkpoint."""
+    if checkpoint is None:
+        return 0
+    history = json.loads((checkpoint / "trainer_state.json").read_text()).get("log_history", [])
+    counts = [entry[TOKENS_KEY] for entry in history if TOKENS_KEY in entry]
+    return counts[-1] if counts else 0
+
+
+def checkpoint_folder(output_dir: str | Path, step: int) -> Path:
+    """Where the Trainer saves the checkpoint of `step`."""
+    return Path(output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+
+
+class ReporterCallback(TrainerCallback):
+    """Feeds a Reporter from the Trainer's loop.
+
+    `tokens_offset` is the token count a resumed run had reached (trl counts from 0 again).
+    tokens_per_s counts training time only: the time spent evaluating, sampling and saving after
+    a step is left out, as the pretrain loop leaves it out.
+    """
+
+    def __init__(
+        self,
+        reporter: Reporter,
+        summary: dict[str, Any],
+        sampler: Sampler | None = None,
+        checkpoint_every_minutes: float = 0.0,
+        tokens_offset: int = 0,
+        on_cuda: bool = False,
+    ) -> None:
+        self.reporter = reporter
+        self.summary = summary
+        self.sampler = sampler
+        self.checkpoint_every_s = checkpoint_every_minutes * 60
+        self.tokens_offset = tokens_offset
+        self.on_cuda = on_cuda
+        self.stopped = False
+        self.last: dict[str, float] = {}
+        """The latest reported metric values, for the final summary and the artifact."""
+        self._interval_start: float | None = None
+        self._paused_s = 0.0
+        self._tokens_at_interval_start = float(tokens_offset)
+        self._step_ended = self._logged_at = 0.0
+        self._side_work = False  # an evaluation or a save ran since the last step ended
+        self._last_save = time.monotonic()
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+        resumed = state.global_step or None
+        self.reporter.status(
+            "running", total_steps=state.max_steps, step=state.global_step,
+            summary={**self.summary, "resumed_from_step": resumed},
+        )
+        self._last_save = time.monotonic()
+
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+        now = time.perf_counter()
+        if self._interval_start is None:
+            self._interval_start = now
+        elif self._side_work:
+            self._paused_s += now - max(self._step_ended, self._logged_at)
+        self._side_work = False
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+        self._step_ended = time.perf_counter()
+        if state.global_step >= state.max_steps:
+            # The end: log what is left, evaluate (and sample) once more, save. The default flow
+            # does some of this; asking twice is harmless.
+            control.should_log = control.should_evaluate = control.should_save = True
+        elif self.reporter.should_stop():
+            self.reporter.log(f"stop requested: stopping at step {state.global_step}")
+            self.stopped = True
+            control.should_training_stop = True
+            control.should_log = control.should_save = True
+            control.should_evaluate = False  # exit promptly: the checkpoint is what matters
+        elif self.checkpoint_every_s and time.monotonic() - self._last_save >= self.checkpoint_every_s:
+            control.should_save = True
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: Any):
+        if not logs or "loss" not in logs:
+            return  # eval logs (reported by on_evaluate) and the end-of-training summary
+        now = time.perf_counter()
+        tokens = self.tokens_offset + logs.get("num_tokens", 0.0)
+        values = {
+            "loss": logs["loss"],
+            "lr": logs.get("learning_rate", 0.0),
+            "grad_norm": logs.get("grad_norm"),
+            "tokens": int(tokens),
+            "progress": state.global_step / state.max_steps,
+            "epoch": logs.get("epoch", state.epoch),
+        }
+        if "mean_token_accuracy" in logs:
+            values["token_accuracy"] = logs["mean_token_accuracy"]
+        if self._interval_start is not None:
+            seconds = now - self._interval_start - self._paused_s
+            values["tokens_per_s"] = (tokens - self._tokens_at_interval_start) / max(seconds, 1e-9)
+        if self.on_cuda:
+            values["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+            torch.cuda.reset_peak_memory_stats()
+        values = {k: v for k, v in values.items() if v is not None}
+        self.reporter.metric(state.global_step, values)
+        self.last.update(values)
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1][TOKENS_KEY] = values["tokens"]
+        self._interval_start, self._paused_s, self._tokens_at_interval_start = now, 0.0, tokens
+        self._logged_at = now
+        if not math.isfinite(logs["loss"]):
+            raise RuntimeError(
+                f"the loss became {logs['loss']} at step {state.global_step}: training diverged (lower lr)"
+            )
+
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    metrics: dict[str, float] | None = None, model: torch.nn.Module | None = None,
+                    **kwargs: Any):
+        self._side_work = True
+        if metrics and "eval_loss" in metrics:
+            values = {"val_loss": metrics["eval_loss"], "val_ppl": math.exp(min(metrics["eval_loss"], 50.0))}
+            if "eval_mean_token_accuracy" in metrics:
+                values["val_token_accuracy"] = metrics["eval_mean_token_accuracy"]
+            self.reporter.metric(state.global_step, values)
+            self.last.update(values)
+        if self.sampler is not None and model is not None:
+            for prompt, text in self.sampler(model):
+                self.reporter.sample(state.global_step, prompt, text)
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+        self._side_work = True
+        self._last_save = time.monotonic()
+        folder = checkpoint_folder(args.output_dir, state.global_step)
+        self.reporter.checkpoint(state.global_step, str(folder.resolve()))
