@@ -1,5 +1,9 @@
 from django.urls import path
 
+from lab.feedback.consumers import CampaignConsumer
 from lab.runs.consumers import RunConsumer
 
-websocket_urlpatterns = [path("ws/runs/<int:run_id>/", RunConsumer.as_asgi())]
+websocket_urlpatterns = [
+    path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+    path("ws/campaigns/<int:campaign_id>/", CampaignConsumer.as_asgi()),
+]

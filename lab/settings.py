@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "lab.datasets",
     "lab.runs",
     "lab.notebooks",
+    "lab.feedback",
 ]
 
 MIDDLEWARE = [
@@ -148,7 +149,9 @@ LAB_REDIS_PREFIX = env_str("LAB_REDIS_PREFIX", "lab")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{LAB_REDIS_PREFIX}:channels"},
+        # redis-py 8 times a read out after 5 s, the same 5 s that channels_redis blocks waiting for a
+        # message: an idle websocket would crash and reconnect every few seconds. Reads wait longer.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": f"{LAB_REDIS_PREFIX}:channels"},
     }
 }
 
@@ -159,7 +162,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("LAB_VISIBILITY_TIMEOUT", 12 * 3600),
     "global_keyprefix": f"{LAB_REDIS_PREFIX}:celery:",
 }
-CELERY_RESULT_BACKEND = None
+# Runs report through events, never results. Only inference tasks (a model answering a request while
+# the browser waits) keep a result, in Redis, for a few minutes.
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{LAB_REDIS_PREFIX}:results:"}
+CELERY_RESULT_EXPIRES = 300
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

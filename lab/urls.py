@@ -40,5 +40,6 @@ urlpatterns = [
     path("artifacts/<int:pk>/download/", runs.artifact_download, name="artifact-download"),
     path("artifacts/<int:pk>/encode/", runs.tokenizer_encode, name="tokenizer-encode"),
     path("artifacts/<int:pk>/compare-options/", runs.tokenizer_compare_options, name="tokenizer-compare-options"),
+    path("campaigns/", include("lab.feedback.urls")),
     path("api/", include("lab.api.urls")),
 ]

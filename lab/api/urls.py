@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from lab.api import views
 from lab.api.uploads import UploadViewSet
+from lab.feedback.api import CampaignViewSet
 
 router = DefaultRouter()
 router.register("datasets", views.DatasetViewSet, basename="api-dataset")
@@ -13,6 +14,7 @@ router.register("cells", views.CellViewSet, basename="api-cell")
 router.register("runs", views.RunViewSet, basename="api-run")
 router.register("artifacts", views.ArtifactViewSet, basename="api-artifact")
 router.register("uploads", UploadViewSet, basename="api-upload")
+router.register("campaigns", CampaignViewSet, basename="api-campaign")
 
 urlpatterns = [
     path("token/", obtain_auth_token, name="api-token"),

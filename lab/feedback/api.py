@@ -1,0 +1,223 @@
+"""/api/campaigns/: the feedback campaign through the REST API (token or session auth).
+
+    GET    /api/campaigns/                      campaigns you manage or annotate
+    POST   /api/campaigns/                      {"team", "name", "guidelines"?, "overlap"?, "annotators"?: [user ids]}
+    GET    /api/campaigns/<id>/
+    POST   /api/campaigns/<id>/items/           a JSON list of item dicts, or multipart `file`: a pairs JSONL
+    GET    /api/campaigns/<id>/next/            annotators: your queue (the item to judge and the one after)
+    POST   /api/campaigns/<id>/vote/            annotators: {"item", "choice": left|right|tie|both_bad,
+                                                "strength"?, "rationale"?, "seconds"?} -> the vote and your queue
+    POST   /api/campaigns/<id>/skip/            annotators: {"item"} -> your queue
+    GET    /api/campaigns/<id>/stats/           progress, agreement, position bias, the leaderboard
+    POST   /api/campaigns/<id>/export/          {"both_bad"?: drop|unpaired, "min_votes"?} -> the dataset
+"""
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from lab import access
+from lab.api.serializers import DatasetSerializer
+from lab.feedback import actions, assignment
+from lab.feedback.access import campaigns_for_user, campaigns_to_annotate, get_campaign_for_annotator, get_campaign_for_user
+from lab.feedback.dashboard import campaign_stats
+from lab.feedback.export import BOTH_BAD_POLICIES, NothingToExport, export_campaign
+from lab.feedback.items import ItemErrors, read_pairs_jsonl
+from lab.feedback.models import Campaign, Strength
+from lab.runs.models import Run
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    annotators = serializers.PrimaryKeyRelatedField(many=True, queryset=get_user_model().objects.all(), required=False)
+    source_run = serializers.PrimaryKeyRelatedField(queryset=Run.objects.all(), required=False, allow_null=True)
+    items = serializers.IntegerField(source="items.count", read_only=True)
+
+    class Meta:
+        model = Campaign
+        fields = ["id", "team", "name", "guidelines", "annotators", "overlap", "status", "source_run", "items",
+                  "created_at"]
+        read_only_fields = ["id", "status", "items", "created_at"]
+
+    def to_representation(self, campaign):
+        data = super().to_representation(campaign)
+        if campaign.team_id not in self.context.get("managed_teams", ()):  # an annotator sees the task, not the team
+            return {key: data[key] for key in ("id", "name", "guidelines", "status")}
+        return data
+
+
+class QueueItemSerializer(serializers.Serializer):
+    item = serializers.IntegerField()
+    prompt = serializers.CharField()
+    left = serializers.CharField()
+    right = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+def queue_payload(queue: list) -> list[dict]:
+    """The annotator's view of their assignments: the two responses by side, nothing else."""
+    return [{"item": a.item.pk, "prompt": a.item.prompt,
+             "left": getattr(a.item, f"response_{a.shown_order[0]}"),
+             "right": getattr(a.item, f"response_{a.shown_order[1]}"),
+             "expires_at": a.expires_at} for a in queue]
+
+
+QueueSerializer = inline_serializer("Queue", {"queue": QueueItemSerializer(many=True), "done": serializers.IntegerField()})
+
+
+class VoteSerializer(serializers.Serializer):
+    item = serializers.IntegerField()
+    choice = serializers.ChoiceField(choices=assignment.CHOICES, help_text="As shown: left, right, tie or both_bad.")
+    strength = serializers.ChoiceField(choices=Strength.choices, required=False, allow_blank=True)
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    seconds = serializers.FloatField(required=False, min_value=0, default=0.0)
+
+
+class SkipSerializer(serializers.Serializer):
+    item = serializers.IntegerField()
+
+
+class ExportSerializer(serializers.Serializer):
+    both_bad = serializers.ChoiceField(choices=BOTH_BAD_POLICIES, default="drop",
+                                       help_text="unpaired: also write both-bad responses as unpaired bad labels.")
+    min_votes = serializers.IntegerField(min_value=1, default=1)
+
+
+def item_errors_response(exc: ItemErrors) -> Response:
+    return Response({"error": str(exc), "errors": [e.to_dict() for e in exc.errors]}, status=400)
+
+
+class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                      viewsets.GenericViewSet):
+    serializer_class = CampaignSerializer
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        user = self.request.user
+        return Campaign.objects.filter(Q(pk__in=campaigns_for_user(user).values("pk"))
+                                       | Q(pk__in=campaigns_to_annotate(user).values("pk"))).select_related("team")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(),
+                "managed_teams": set(access.working_teams(self.request.user).values_list("pk", flat=True))}
+
+    def get_object(self):
+        pk = self.kwargs["pk"]
+        found = self.get_queryset().filter(pk=pk).first() if str(pk).isdigit() else None
+        if found is None:
+            raise NotFound()
+        return found
+
+    def _managed(self) -> Campaign:
+        return get_campaign_for_user(self.request.user, self.kwargs["pk"])
+
+    def _annotated(self) -> Campaign:
+        return get_campaign_for_annotator(self.request.user, self.kwargs["pk"])
+
+    def create(self, request):
+        serializer = CampaignSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        team = access.get_team_for_user(request.user, data["team"].pk)
+        try:
+            campaign = actions.create_campaign(
+                team, data["name"], guidelines=data.get("guidelines", ""), annotators=data.get("annotators", ()),
+                overlap=data.get("overlap", 2), created_by=request.user,
+                source_run=access.get_run_for_user(request.user, data["source_run"].pk) if data.get("source_run") else None)
+        except ValueError as e:
+            raise ValidationError({"non_field_errors": [str(e)]}) from None
+        return Response(CampaignSerializer(campaign, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request={"application/json": {"type": "array", "items": {"type": "object"}},
+                            "multipart/form-data": inline_serializer("PairsUpload", {"file": serializers.FileField()})},
+                   responses={201: inline_serializer("ItemsAdded", {"added": serializers.IntegerField()})})
+    @action(detail=True, methods=["post"])
+    def items(self, request, pk=None):
+        campaign = self._managed()
+        try:
+            if "file" in request.FILES:
+                upload = request.FILES["file"]
+                items = read_pairs_jsonl(upload.read(), upload.name)
+            elif isinstance(request.data, list):
+                items = request.data
+            else:
+                raise ValidationError({"items": ["send a JSON list of items, or a pairs JSONL as `file`"]})
+            added = actions.add_items(campaign, items)
+        except ItemErrors as e:
+            return item_errors_response(e)
+        return Response({"added": added}, status=status.HTTP_201_CREATED)
+
+    def _queue(self, campaign) -> dict:
+        queue = assignment.take_items(campaign, self.request.user)
+        done = campaign.items.filter(votes__annotator=self.request.user).count()
+        return {"queue": queue_payload(queue), "done": done}
+
+    @extend_schema(responses=QueueSerializer)
+    @action(detail=True, methods=["get"])
+    def next(self, request, pk=None):
+        return Response(self._queue(self._annotated()))
+
+    @extend_schema(request=VoteSerializer, responses={201: inline_serializer(
+        "VoteDone", {"duplicate": serializers.BooleanField(), "vote": serializers.IntegerField(),
+                     "queue": QueueItemSerializer(many=True), "done": serializers.IntegerField()})})
+    @action(detail=True, methods=["post"])
+    def vote(self, request, pk=None):
+        campaign = self._annotated()
+        data = VoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        try:
+            result = assignment.record_vote(campaign, request.user, v["item"], v["choice"], strength=v.get("strength", ""),
+                                            rationale=v.get("rationale", ""), seconds=v["seconds"])
+        except assignment.NotAssigned:
+            raise NotFound("this item is not in your queue") from None
+        except (assignment.NoLongerHeld, assignment.CampaignClosed) as e:
+            return Response({"error": _refusal(e), **self._queue(campaign)}, status=status.HTTP_409_CONFLICT)
+        except ValueError as e:
+            raise ValidationError({"choice": [str(e)]}) from None
+        return Response({"duplicate": result.duplicate, "vote": result.vote.pk, **self._queue(campaign)},
+                        status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
+
+    @extend_schema(request=SkipSerializer, responses=QueueSerializer)
+    @action(detail=True, methods=["post"])
+    def skip(self, request, pk=None):
+        campaign = self._annotated()
+        data = SkipSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            assignment.skip_item(campaign, request.user, data.validated_data["item"])
+        except assignment.NotAssigned:
+            raise NotFound("this item is not in your queue") from None
+        return Response(self._queue(campaign))
+
+    @extend_schema(responses={200: {"type": "object"}})
+    @action(detail=True, methods=["get"])
+    def stats(self, request, pk=None):
+        return Response(campaign_stats(self._managed()))
+
+    @extend_schema(request=ExportSerializer, responses={201: inline_serializer(
+        "CampaignExport", {"dataset": DatasetSerializer(), "created": serializers.BooleanField(),
+                           "pairs": serializers.IntegerField(), "dropped": serializers.DictField(),
+                           "bad_labels": serializers.IntegerField()})})
+    @action(detail=True, methods=["post"])
+    def export(self, request, pk=None):
+        campaign = self._managed()
+        data = ExportSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            result = export_campaign(campaign, request.user, **data.validated_data)
+        except NothingToExport as e:
+            raise ValidationError({"campaign": [str(e)]}) from None
+        return Response({"dataset": DatasetSerializer(result.dataset).data, "created": result.created,
+                         "pairs": result.pairs, "dropped": result.dropped, "bad_labels": result.bad_rows},
+                        status=status.HTTP_201_CREATED)
+
+
+def _refusal(e: Exception) -> str:
+    if isinstance(e, assignment.CampaignClosed):
+        return "the campaign is closed"
+    return "this item waited too long and went to other annotators"

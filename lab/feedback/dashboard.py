@@ -1,0 +1,128 @@
+"""A campaign's numbers, as the dashboard and the stats API show them (plain JSON).
+
+Implausibly fast: a vote is too fast when it took less than max(1.5 s, characters of both responses
+/ 150) — 150 characters a second is about 25 words a second, five times ordinary reading speed and
+above skimming. An annotator is flagged once at least 5 of their votes are in and half or more of
+them were too fast.
+
+Agreement with the majority is leave-one-out: a vote is compared with the most common label among
+the other annotators' votes on the item, where that label is unique; items judged by one annotator
+only do not count. Position bias: of the votes that picked a winner, the share whose winner was
+shown on the left (0.5 is unbiased).
+"""
+
+from collections import Counter, defaultdict
+from statistics import median
+
+from django.db.models import Count
+from django.db.models.functions import Length
+
+from lab.feedback.models import DECISIVE, Assignment, Campaign, Label, Vote
+from lab.feedback.statistics import bradley_terry, krippendorff_alpha_nominal, pairwise, win_rates
+
+MIN_SECONDS = 1.5
+CHARS_PER_SECOND = 150
+FLAG_AFTER_VOTES = 5
+FLAG_SHARE = 0.5
+BOOTSTRAP_ROUNDS = 100
+BOOTSTRAP_SEED = 0
+# Half a win each way, as FastChat counts "tie" and "tie (bothbad)".
+OUTCOME = {Label.A: 1.0, Label.B: 0.0, Label.TIE: 0.5, Label.BOTH_BAD: 0.5}
+
+
+def _share(hits: int, n: int) -> dict:
+    return {"n": n, "hits": hits, "rate": hits / n if n else None}
+
+
+def campaign_stats(campaign: Campaign) -> dict:
+    votes = list(
+        Vote.objects.filter(item__campaign=campaign)
+        .annotate(chars=Length("item__response_a") + Length("item__response_b"))
+        .values("item_id", "annotator__username", "label", "strength", "shown_left", "seconds", "chars",
+                "item__gold", "item__model_a", "item__model_b")
+    )
+    items = campaign.items.count()
+    by_item: dict[int, dict[str, str]] = defaultdict(dict)
+    for v in votes:
+        by_item[v["item_id"]][v["annotator__username"]] = v["label"]
+    complete = sum(1 for labels in by_item.values() if len(labels) >= campaign.overlap)
+    return {
+        "campaign": {"id": campaign.pk, "name": campaign.name, "status": campaign.status, "overlap": campaign.overlap},
+        "progress": {
+            "items": items, "complete_items": complete, "votes": len(votes), "target_votes": items * campaign.overlap,
+            "share": len(votes) / (items * campaign.overlap) if items else 0.0,
+            "skipped": Assignment.objects.filter(item__campaign=campaign, skipped=True).count(),
+        },
+        "labels": {label: sum(1 for v in votes if v["label"] == label) for label in Label.values},
+        "annotators": _annotators(campaign, votes, by_item),
+        "alpha": {"value": krippendorff_alpha_nominal([list(u.values()) for u in by_item.values()]),
+                  "units": sum(1 for labels in by_item.values() if len(labels) >= 2)},
+        "kappa": [{"first": a, "second": b, "items": n, "kappa": k} for a, b, n, k in pairwise(_labels_by_rater(votes))],
+        "position_bias": _share(*_left_wins(votes)),
+        **_leaderboard(votes),
+    }
+
+
+def _labels_by_rater(votes: list[dict]) -> dict[str, dict[int, str]]:
+    labels: dict[str, dict[int, str]] = defaultdict(dict)
+    for v in votes:
+        labels[v["annotator__username"]][v["item_id"]] = v["label"]
+    return labels
+
+
+def _left_wins(votes: list[dict]) -> tuple[int, int]:
+    decisive = [v for v in votes if v["label"] in DECISIVE]
+    return sum(1 for v in decisive if v["label"] == v["shown_left"]), len(decisive)
+
+
+def _too_fast(vote: dict) -> bool:
+    return vote["seconds"] < max(MIN_SECONDS, (vote["chars"] or 0) / CHARS_PER_SECOND)
+
+
+def _annotators(campaign: Campaign, votes: list[dict], by_item: dict[int, dict[str, str]]) -> list[dict]:
+    names = list(campaign.annotators.order_by("username").values_list("username", flat=True))
+    names += sorted({v["annotator__username"] for v in votes} - set(names))  # removed, but they voted
+    open_counts = dict(Assignment.objects.filter(item__campaign=campaign, done=False, skipped=False)
+                       .values_list("annotator__username").annotate(n=Count("pk")).values_list("annotator__username", "n"))
+    rows = []
+    for name in names:
+        mine = [v for v in votes if v["annotator__username"] == name]
+        fast = sum(1 for v in mine if _too_fast(v))
+        majority_hits = majority_n = 0
+        for v in mine:
+            others = Counter(label for who, label in by_item[v["item_id"]].items() if who != name)
+            top = others.most_common(2)
+            if top and (len(top) == 1 or top[0][1] > top[1][1]):
+                majority_n += 1
+                majority_hits += v["label"] == top[0][0]
+        gold = [v for v in mine if v["item__gold"]]
+        rows.append({
+            "annotator": name,
+            "votes": len(mine),
+            "open": open_counts.get(name, 0),
+            "median_seconds": median(v["seconds"] for v in mine) if mine else None,
+            "too_fast": fast,
+            "flagged_fast": len(mine) >= FLAG_AFTER_VOTES and fast >= FLAG_SHARE * len(mine),
+            "majority": _share(majority_hits, majority_n),
+            "gold": _share(sum(1 for v in gold if v["label"] == v["item__gold"]), len(gold)),
+            "left_wins": _share(*_left_wins(mine)),
+        })
+    return rows
+
+
+def battles_of(votes: list[dict]) -> list[tuple[str, str, float]]:
+    """Each vote on two different, named models is one battle (a pair of one model's own samples
+    says nothing about its rating)."""
+    return [(v["item__model_a"], v["item__model_b"], OUTCOME[v["label"]]) for v in votes
+            if v["item__model_a"] and v["item__model_b"] and v["item__model_a"] != v["item__model_b"]]
+
+
+def _leaderboard(votes: list[dict]) -> dict:
+    battles = battles_of(votes)
+    ratings = bradley_terry(battles, rounds=BOOTSTRAP_ROUNDS, seed=BOOTSTRAP_SEED)
+    models, rate, n = win_rates(battles)
+    return {
+        "leaderboard": [{"model": r.model, "elo": r.elo, "lower": r.lower, "upper": r.upper, "rank": r.rank,
+                         "battles": r.battles} for r in ratings],
+        "win_rates": {"models": models, "rate": rate, "n": n},
+    }

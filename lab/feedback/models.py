@@ -1,0 +1,148 @@
+"""Campaigns, their comparison items, who was given which item, and the votes.
+
+Votes are stored canonically: `label` says which of the item's responses (a or b) won, whatever side
+the annotator saw it on; `shown_left` records which response was on the left. Assignment under
+concurrency is in assignment.py; the invariants the database itself holds are the constraints below.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from lab.accounts.models import Team
+
+
+class Label(models.TextChoices):
+    A = "a", "A is better"
+    B = "b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+DECISIVE = (Label.A, Label.B)
+
+
+class Strength(models.TextChoices):
+    SLIGHTLY = "slightly", "slightly better"
+    CLEARLY = "clearly", "clearly better"
+    MUCH = "much", "much better"
+
+
+class Side(models.TextChoices):
+    A = "a", "a"
+    B = "b", "b"
+
+
+class CampaignQuerySet(models.QuerySet):
+    def open(self) -> "CampaignQuerySet":
+        return self.filter(status=Campaign.Status.OPEN)
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PAUSED = "paused", "Paused"
+        CLOSED = "closed", "Closed"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    guidelines = models.TextField(blank=True, help_text="Markdown, shown to annotators above every item.")
+    annotators = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="feedback_campaigns", blank=True)
+    overlap = models.PositiveSmallIntegerField(default=2, help_text="How many annotators judge each item.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    source_run = models.ForeignKey("runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CampaignQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(overlap__gte=1), name="campaign_overlap_at_least_one")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ComparisonItem(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
+    prompt = models.TextField()
+    response_a = models.TextField()
+    response_b = models.TextField()
+    # Who wrote each response (a checkpoint's label); never shown to annotators.
+    model_a = models.CharField(max_length=200, blank=True)
+    model_b = models.CharField(max_length=200, blank=True)
+    artifact_a = models.ForeignKey("runs.Artifact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    artifact_b = models.ForeignKey("runs.Artifact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    gold = models.CharField(max_length=10, choices=Label.choices, blank=True, help_text="The known answer, if any.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"item {self.pk} of {self.campaign_id}"
+
+
+class Assignment(models.Model):
+    """An item given to an annotator. It holds a place in the item's overlap while it is done, or
+    open and not yet expired; an expired open assignment gives its place back to the pool."""
+
+    class Order(models.TextChoices):
+        A_LEFT = "ab", "a on the left"
+        B_LEFT = "ba", "b on the left"
+
+    item = models.ForeignKey(ComparisonItem, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feedback_assignments")
+    shown_order = models.CharField(max_length=2, choices=Order.choices)
+    taken_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    done = models.BooleanField(default=False)
+    skipped = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["taken_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="one_assignment_per_item_and_annotator"),
+            models.CheckConstraint(condition=~(Q(done=True) & Q(skipped=True)), name="assignment_done_or_skipped"),
+        ]
+        indexes = [models.Index(fields=["annotator", "done", "skipped"])]
+
+    @property
+    def left(self) -> str:
+        return self.shown_order[0]
+
+    def canonical(self, shown_choice: str) -> str:
+        """The canonical label of a choice made on the page (left/right/tie/both_bad)."""
+        if shown_choice == "left":
+            return self.shown_order[0]
+        if shown_choice == "right":
+            return self.shown_order[1]
+        return shown_choice
+
+
+class Vote(models.Model):
+    item = models.ForeignKey(ComparisonItem, on_delete=models.CASCADE, related_name="votes")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feedback_votes")
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="vote")
+    label = models.CharField(max_length=10, choices=Label.choices)
+    strength = models.CharField(max_length=10, choices=Strength.choices, blank=True)
+    rationale = models.TextField(blank=True)
+    shown_left = models.CharField(max_length=1, choices=Side.choices, help_text="The response shown on the left.")
+    seconds = models.FloatField(help_text="Time from the item appearing to the vote.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="one_vote_per_item_and_annotator"),
+            models.CheckConstraint(condition=Q(seconds__gte=0), name="vote_seconds_not_negative"),
+            models.CheckConstraint(condition=Q(strength="") | Q(label__in=DECISIVE), name="strength_only_for_a_winner"),
+        ]
+
+    @property
+    def left_won(self) -> bool | None:
+        """Whether the response on the left won; None for a tie or both bad."""
+        if self.label not in DECISIVE:
+            return None
+        return self.label == self.shown_left
