@@ -13,7 +13,14 @@ import time
 import uuid
 from pathlib import Path
 
-from lab.devstack import REPO_ROOT, Stack, check_redis_url, free_port, start_redis, wait_until_answers
+from lab.devstack import (
+    REPO_ROOT,
+    Stack,
+    check_redis_url,
+    free_port,
+    start_redis,
+    wait_until_answers,
+)
 
 
 class BenchLab:

@@ -8,8 +8,9 @@ Steps, in order:
     (6390 first) that keeps nothing on disk; its URL is passed to every child as REDIS_URL.
  2. `manage.py migrate`, `manage.py collectstatic` (when STATIC_ROOT is set), the sample data,
     `manage.py seed_demo` (idempotent; it prints the demo login).
- 3. Daphne on 127.0.0.1:$LAB_PORT (default 8000), one Celery worker for runs (queues cpu and gpu)
-    and a control worker (queue `control`, with beat embedded) that reaps lost runs.
+ 3. Daphne on 127.0.0.1:$LAB_PORT (default 8000), one Celery worker for runs (queues cpu and gpu),
+    a control worker (queue `control`, with beat embedded) that reaps lost runs, and an inference
+    worker (queue `inference`) that answers requests a person waits for.
  4. Once the login page answers: the URL and the login, then supervision. If any child exits, all are
     stopped and this exits non-zero. Ctrl-C or SIGTERM stops them all (newest first) and exits 0.
 
@@ -41,6 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.queues import INFERENCE_QUEUE
 from lab.sample_data import SampleDataError, ensure_sample_data
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -327,6 +329,8 @@ def up(port: int) -> int:
         schedule = VAR_DIR / "celerybeat-schedule"
         control = f"-A workers worker -B -Q control -c 1 -n control@%h --loglevel INFO --schedule {schedule}"
         stack.start("control", [py, "-m", "celery", *control.split()])
+        inference = f"-A workers worker -Q {INFERENCE_QUEUE} --pool solo -n inference@%h --loglevel INFO"
+        stack.start("inference", [py, "-m", "celery", *inference.split()])
         url = f"http://127.0.0.1:{port}/"
         wait_until_answers(f"{url}accounts/login/", stack)
 

@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 
 from lab.datasets import views as datasets
 from lab.notebooks import views as notebooks
+from lab.runs import inference, model_views
 from lab.runs import views as runs
 
 
@@ -33,6 +34,9 @@ urlpatterns = [
     path("datasets/<int:pk>/edit/", datasets.dataset_edit, name="dataset-edit"),
     path("datasets/<int:pk>/download/", datasets.dataset_download, name="dataset-download"),
     path("datasets/<int:pk>/delete/", datasets.dataset_delete, name="dataset-delete"),
+    path("models/", model_views.model_list, name="model-list"),
+    path("models/<int:pk>/", model_views.model_detail, name="model-detail"),
+    path("models/<int:pk>/classify/", inference.classify, name="model-classify"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),

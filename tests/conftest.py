@@ -28,6 +28,12 @@ def sample_data() -> dict[str, Path]:
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Every test creates users; a million PBKDF2 iterations each would cost seconds per test."""
+    settings.PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def data_dir(settings, tmp_path) -> Path:
     """Each test gets its own LAB_DATA_DIR (run folders are named by ids, which tests reuse)."""
     settings.LAB_DATA_DIR = tmp_path / "data"

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab.queues import INFERENCE_QUEUE
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -68,8 +70,8 @@ def top_level_names(path: Path) -> set[str]:
 
 
 def test_it_has_the_production_services():
-    assert set(SERVICES) == {"postgres", "redis", "web", "control", "worker-cpu", "worker-gpu"}
-    assert set(LAB_SERVICES) == {"web", "control", "worker-cpu", "worker-gpu"}
+    assert set(SERVICES) == {"postgres", "redis", "web", "control", "worker-cpu", "worker-gpu", "worker-inference"}
+    assert set(LAB_SERVICES) == {"web", "control", "worker-cpu", "worker-gpu", "worker-inference"}
     assert SERVICES["postgres"]["image"] == "postgres:16"
     assert SERVICES["redis"]["image"] == "redis:7"
     assert "noeviction" in argv(SERVICES["redis"])
@@ -116,9 +118,10 @@ def test_it_runs_web_beat_and_workers_on_their_queues():
     assert consumed_queues("worker-gpu") == {"gpu"}
     assert gpu[gpu.index("-c") + 1] == "1"
     assert "-B" not in cpu + gpu, "beat runs once, in the control service"
-    consumed = set().union(*(consumed_queues(n) for n in ("control", "worker-cpu", "worker-gpu")))
+    assert consumed_queues("worker-inference") == {INFERENCE_QUEUE}, "people waiting never queue behind a run"
+    consumed = set().union(*(consumed_queues(n) for n in ("control", "worker-cpu", "worker-gpu", "worker-inference")))
     scheduled = {entry["options"]["queue"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert scheduled | {"cpu", "gpu"} <= consumed, "a queue the lab sends to that no service consumes"
+    assert scheduled | {"cpu", "gpu", INFERENCE_QUEUE} <= consumed, "a queue the lab sends to that no service consumes"
 
 
 @pytest.mark.parametrize("name", sorted(LAB_SERVICES))

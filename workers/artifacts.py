@@ -48,7 +48,7 @@ def register_dataset_version(run: Run, event: dict) -> Dataset:
     path = Path(event["path"]).resolve()
     description = describe(path, Dataset.Kind.TEXT)
     description.raise_for_errors()
-    parent_id = next((used["id"] for used in run.inputs.values() if used["kind"] == "corpus"), None)
+    parent_id = next((used["id"] for _, used in run.frozen_inputs() if used["kind"] == "dataset"), None)
     parent = Dataset.objects.filter(pk=parent_id).first()
     stats = description.to_dict()
     del stats["errors"], stats["stopped_early"]
@@ -90,9 +90,9 @@ def register_artifact(run: Run, event: dict) -> Artifact:
         size_bytes=_size(path),
         metadata=event.get("metadata", {}),
     )
-    for used in run.inputs.values():
+    for _, used in run.frozen_inputs():
         if used["kind"] == "artifact":
             artifact.parent_artifacts.add(used["id"])
-        elif used["kind"] == "corpus":
+        elif used["kind"] == "dataset":
             artifact.parent_datasets.add(used["id"])
     return artifact

@@ -31,3 +31,11 @@ def remove_stale_uploads() -> int:
     from lab.datasets.uploads import remove_stale_uploads as remove
 
     return remove()
+
+
+@app.task(name="workers.classify_texts", ignore_result=False)
+def classify_texts(model_dir: str, texts: list[str]) -> list[dict]:
+    """Class probabilities of each text under a classification checkpoint (the `inference` queue)."""
+    from training.predict import classify_texts as predict
+
+    return predict(model_dir, texts)

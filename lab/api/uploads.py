@@ -4,6 +4,7 @@
     PATCH  /api/uploads/<id>/?offset=N      raw bytes of one chunk         -> 200 {"offset"}, 409 on a wrong offset
     GET    /api/uploads/<id>/                                              -> {"offset", "size"} (to resume)
     POST   /api/uploads/<id>/complete/      {"team", "name"?, "kind"?}     -> 201 the dataset
+    POST   /api/uploads/<id>/complete-model/ {"team", "name"?}             -> 201 the model (an archive of an HF folder)
     DELETE /api/uploads/<id>/                                              -> 204
 """
 
@@ -16,9 +17,16 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.response import Response
 
 from lab import access
-from lab.api.serializers import UploadedDatasetSerializer
+from lab.api.serializers import ArtifactSerializer, UploadedDatasetSerializer
 from lab.datasets.models import Dataset, Upload
-from lab.datasets.uploads import OffsetMismatch, append_chunk, complete_upload, discard_upload, start_upload
+from lab.datasets.uploads import (
+    OffsetMismatch,
+    append_chunk,
+    complete_upload,
+    discard_upload,
+    start_upload,
+)
+from lab.runs.base_models import import_model_archive
 
 CHUNK_BYTES = 8 * 1024 * 1024
 """The chunk size the browser uses; any size works."""
@@ -36,6 +44,11 @@ class RawChunk(BaseParser):
 class UploadStartSerializer(serializers.Serializer):
     filename = serializers.CharField(max_length=255)
     size = serializers.IntegerField(min_value=1)
+
+
+class ModelCompleteSerializer(serializers.Serializer):
+    team = serializers.IntegerField()
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
 class UploadCompleteSerializer(serializers.Serializer):
@@ -93,3 +106,13 @@ class UploadViewSet(viewsets.ViewSet):
         dataset, created = complete_upload(upload, team, data.validated_data.get("name", ""), data.validated_data.get("kind"))
         body = UploadedDatasetSerializer(dataset, context={"already_uploaded": not created}).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=ModelCompleteSerializer, responses={201: ArtifactSerializer})
+    @action(detail=True, methods=["post"], url_path="complete-model")
+    def complete_model(self, request, pk=None):
+        upload = self._own(pk)
+        data = ModelCompleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        team = access.get_team_for_user(request.user, data.validated_data["team"])
+        artifact = import_model_archive(upload, team, data.validated_data.get("name", ""))
+        return Response(ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED)

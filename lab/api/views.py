@@ -13,8 +13,8 @@ from lab.datasets.actions import create_dataset_from_chunks, delete_dataset
 from lab.datasets.views import dataset_response
 from lab.notebooks.forms import FORMS
 from lab.notebooks.models import Cell, Notebook
-from lab.runs.views import artifact_response
 from lab.runs.actions import cancel_run, resume_run, start_cell_run
+from lab.runs.views import artifact_response
 
 
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -1,7 +1,7 @@
 """Dataset workflows."""
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from django.conf import settings
 from django.db import transaction
@@ -81,6 +81,6 @@ def delete_dataset(dataset: Dataset) -> None:
 
 def active_run_reading(dataset: Dataset) -> Run | None:
     for run in Run.objects.for_team(dataset.team).active():
-        if any(used.get("kind") == "corpus" and used.get("id") == dataset.pk for used in run.inputs.values()):
+        if any(used.get("kind") == "dataset" and used.get("id") == dataset.pk for _, used in run.frozen_inputs()):
             return run
     return None

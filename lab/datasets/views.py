@@ -7,7 +7,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods, require_POST
 
-from lab.access import artifacts_for_user, datasets_for_user, get_dataset_for_user, get_team_for_user, working_teams
+from lab.access import (
+    artifacts_for_user,
+    datasets_for_user,
+    get_dataset_for_user,
+    get_team_for_user,
+    working_teams,
+)
 from lab.datasets.actions import create_dataset_from_chunks, delete_dataset
 from lab.datasets.forms import EditDatasetForm, UploadDatasetForm
 from lab.datasets.ingest import IngestError, stored_suffix

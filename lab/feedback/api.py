@@ -24,7 +24,12 @@ from rest_framework.response import Response
 from lab import access
 from lab.api.serializers import DatasetSerializer
 from lab.feedback import actions, assignment
-from lab.feedback.access import campaigns_for_user, campaigns_to_annotate, get_campaign_for_annotator, get_campaign_for_user
+from lab.feedback.access import (
+    campaigns_for_user,
+    campaigns_to_annotate,
+    get_campaign_for_annotator,
+    get_campaign_for_user,
+)
 from lab.feedback.dashboard import campaign_stats
 from lab.feedback.export import BOTH_BAD_POLICIES, NothingToExport, export_campaign
 from lab.feedback.items import ItemErrors, read_pairs_jsonl

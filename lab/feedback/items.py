@@ -69,7 +69,7 @@ def check_item(raw: Any) -> dict:
     item["gold"] = gold or ""
     unknown = set(raw) - {*TEXT_FIELDS, *LABEL_FIELDS, "artifact_a", "artifact_b", "gold"}
     if unknown:
-        raise ItemError(f"unknown field (expected prompt, response_a, response_b, model_a, model_b, gold)",
+        raise ItemError("unknown field (expected prompt, response_a, response_b, model_a, model_b, gold)",
                         sorted(unknown)[0])
     return item
 

@@ -10,7 +10,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from lab.access import get_team_for_user, working_teams
-from lab.feedback.access import campaigns_for_user, campaigns_to_annotate, get_campaign_for_annotator, get_campaign_for_user
+from lab.feedback.access import (
+    campaigns_for_user,
+    campaigns_to_annotate,
+    get_campaign_for_annotator,
+    get_campaign_for_user,
+)
 from lab.feedback.actions import add_items, create_campaign, set_annotators
 from lab.feedback.dashboard import campaign_stats
 from lab.feedback.export import NothingToExport, bad_labels_path, export_campaign

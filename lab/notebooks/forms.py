@@ -10,24 +10,45 @@ import typing
 from django import forms
 
 from lab.datasets.models import Dataset
-from lab.notebooks.kinds import CELL_INPUTS, INPUT_KINDS, INPUT_LABELS
+from lab.notebooks.kinds import CELL_INPUTS, InputSpec, input_keys, resolve_inputs, training_config
 from lab.notebooks.models import Cell
-from training import presets
+from lab.runs.models import Artifact
+from training import classify_config, presets, sft_config
+from training.classify_config import ClassifyConfig
 from training.clean import CleanConfig
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
+from training.generate_config import GenerateConfig
+from training.sft_config import SftConfig
 
-CONFIG_CLASSES = {Cell.Kind.CLEAN: CleanConfig, Cell.Kind.TOKENIZER: TokenizerConfig, Cell.Kind.PRETRAIN: PretrainConfig}
 # Set by the lab from the cell's inputs, not typed by the user.
 RESOLVED_FIELDS = {"corpus_path", "corpus_format", "input_path", "input_format", "tokenizer_path", "output_dir",
-                   "resume_from", "init_from"}
+                   "resume_from", "init_from", "base_model", "dataset_path", "dataset_format", "models",
+                   "prompts_path", "prompts_format"}
 CHOICES = {
     "algorithm": [("bpe", "byte-level BPE"), ("unigram", "Unigram (SentencePiece-style)"), ("wordpiece", "WordPiece")],
     "preset": [(name, name) for name in presets.PRESETS],
-    "precision": [("fp32", "fp32"), ("bf16", "bf16 autocast")],
     "device": [("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")],
+}
+# Fields whose allowed values differ between stages: the values are the stage config's own.
+OPTION_LABELS = {
+    "precision": {"auto": "auto (bf16 where the GPU has it)", "fp32": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 mixed"},
+    "method": {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA (4-bit base, GPU)"},
+    "loss_on": {"assistant": "assistant tokens only", "all": "every token"},
+    "schedule": {"cosine": "cosine", "linear": "linear", "constant": "constant"},
+}
+STAGE_OPTIONS = {
+    PretrainConfig: {"precision": ("fp32", "bf16")},
+    SftConfig: {"method": sft_config.METHODS, "loss_on": sft_config.LOSS_ON, "schedule": sft_config.SCHEDULES,
+                "precision": sft_config.PRECISIONS},
+    ClassifyConfig: {"method": classify_config.METHODS, "precision": ("fp32", "bf16")},
 }
 # Text whose whitespace is part of its meaning (a Jinja chat template renders it).
 MULTILINE = {"chat_template"}
+# Lists of sentences, which hold commas themselves: one item per line.
+LINE_LISTS = {"prompts", "sample_prompts"}
+
+
+
 PLACEHOLDER_PATHS = {"corpus_path": "/validate/corpus", "tokenizer_path": "/validate/tokenizer.json", "output_dir": "/validate/run"}
 CLEAN_PLACEHOLDER_PATHS = {"input_path": "/validate/corpus", "output_dir": "/validate/run"}
 
@@ -44,9 +65,12 @@ def field_docs(cls) -> dict[str, str]:
     return docs
 
 
-def _form_field(f: dataclasses.Field, hint, help_text: str) -> forms.Field:
+def _form_field(config_class, f: dataclasses.Field, hint, help_text: str) -> forms.Field:
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     label = f.name.replace("_", " ")
+    if options := STAGE_OPTIONS.get(config_class, {}).get(f.name):
+        choices = [(value, OPTION_LABELS[f.name].get(value, value)) for value in options]
+        return forms.ChoiceField(choices=choices, initial=default, label=label, help_text=help_text)
     if f.name in CHOICES:
         return forms.ChoiceField(choices=CHOICES[f.name], initial=default, label=label, help_text=help_text)
     if hint is bool:
@@ -58,6 +82,9 @@ def _form_field(f: dataclasses.Field, hint, help_text: str) -> forms.Field:
     if f.name in MULTILINE:
         return forms.CharField(initial=default, required=False, strip=False, label=label, help_text=help_text,
                                widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}))
+    if typing.get_origin(hint) is list and f.name in LINE_LISTS:
+        return forms.CharField(initial="\n".join(default), required=False, label=label, help_text=help_text + " One per line.",
+                               widget=forms.Textarea(attrs={"rows": 3}))
     if typing.get_origin(hint) is list:
         return forms.CharField(initial=", ".join(default), label=label, help_text=help_text + " Comma-separated.")
     return forms.CharField(initial=default, required=False, label=label, help_text=help_text)
@@ -69,33 +96,64 @@ class CellConfigForm(forms.Form):
     config_class = None
 
     def __init__(self, *args, cell: Cell, **kwargs):
-        initial = {**cell.config, **{k: ", ".join(v) for k, v in cell.config.items() if isinstance(v, list)}}
+        # Text lists (sample prompts) edit as comma-separated text; id lists (several models) stay lists.
+        typed_lists = {k: ("\n" if k in LINE_LISTS else ", ").join(v) for k, v in cell.config.items()
+                       if isinstance(v, list) and k not in input_keys(cell.kind)}
+        initial = {**cell.config, **typed_lists}
         super().__init__(*args, initial=initial, **kwargs)
         self.cell = cell
-        for key in CELL_INPUTS[cell.kind]:
-            candidates = cell.notebook.cells.filter(kind__in=INPUT_KINDS[key]).exclude(pk=cell.pk)
-            self.fields[key] = forms.TypedChoiceField(
-                coerce=int, label=INPUT_LABELS[key] + " input",
-                choices=[(c.pk, c.display_title) for c in candidates],
-                help_text="The upstream cell whose current output this cell uses.",
-            )
+        for spec in CELL_INPUTS[cell.kind]:
+            self.fields[spec.key] = input_field(cell, spec)
         hints = typing.get_type_hints(self.config_class)
         docs = field_docs(self.config_class)
         for f in dataclasses.fields(self.config_class):
             if f.name not in RESOLVED_FIELDS:
-                self.fields[f.name] = _form_field(f, hints[f.name], docs.get(f.name, ""))
+                self.fields[f.name] = _form_field(self.config_class, f, hints[f.name], docs.get(f.name, ""))
 
     def clean(self):
         data = super().clean()
         for name, value in list(data.items()):
             if typing.get_origin(typing.get_type_hints(self.config_class).get(name)) is list:
-                data[name] = [item.strip() for item in value.split(",") if item.strip()]
-        config = {k: v for k, v in data.items() if k not in CELL_INPUTS[self.cell.kind]}
+                data[name] = [item.strip() for item in value.split("\n" if name in LINE_LISTS else ",") if item.strip()]
         try:
-            self.config_class.from_dict({**config, **PLACEHOLDER_PATHS_FOR[self.config_class]})
+            self.check_config(data)
         except ConfigError as exc:
             self.add_error(exc.field if exc.field in self.fields else None, exc.message)
         return data
+
+    def check_config(self, data: dict) -> None:
+        """Validate as the run will: against the inputs' current outputs (the model's context length,
+        the dataset's kind), or, while an upstream cell has no output yet, with stand-in paths for
+        the stages whose configs do not read their inputs."""
+        probe = Cell(pk=self.cell.pk, notebook=self.cell.notebook, kind=self.cell.kind, config=data)
+        try:
+            inputs = resolve_inputs(probe)
+        except ConfigError:
+            inputs = None  # an input without output yet: "Save and run" says so; saving is fine
+        if inputs is not None:
+            training_config(probe, inputs, output_dir="/validate/run")
+        elif self.config_class in PLACEHOLDER_PATHS_FOR:
+            config = {k: v for k, v in data.items() if k not in input_keys(self.cell.kind)}
+            self.config_class.from_dict({**config, **PLACEHOLDER_PATHS_FOR[self.config_class]})
+
+
+def input_field(cell: Cell, spec: InputSpec) -> forms.Field:
+    """A picker of the upstream cells (or the team's datasets) that can feed `spec`."""
+    if spec.is_dataset:
+        datasets = Dataset.objects.for_team(cell.notebook.team).filter(kind__in=spec.dataset_kinds)
+        choices = [(d.pk, f"{d.name} ({d.n_records} records)") for d in datasets]
+        help_text = f"One of your team's {' or '.join(spec.dataset_kinds)} datasets."
+    else:
+        candidates = cell.notebook.cells.filter(kind__in=spec.cells).exclude(pk=cell.pk)
+        choices = [(c.pk, c.display_title) for c in candidates]
+        help_text = "The upstream cell whose current output this cell uses."
+    if spec.many:
+        return forms.TypedMultipleChoiceField(coerce=int, choices=choices, label=spec.label, help_text=help_text + " Pick one or more.")
+    if spec.optional:
+        choices = [("", "—")] + choices
+        help_text += " Optional."
+    return forms.TypedChoiceField(coerce=int, choices=choices, label=spec.label + " input", help_text=help_text,
+                                  required=not spec.optional, empty_value=None)
 
 
 class CleanForm(CellConfigForm):
@@ -110,6 +168,18 @@ class PretrainForm(CellConfigForm):
     config_class = PretrainConfig
 
 
+class SftForm(CellConfigForm):
+    config_class = SftConfig
+
+
+class ClassifyForm(CellConfigForm):
+    config_class = ClassifyConfig
+
+
+class GenerateForm(CellConfigForm):
+    config_class = GenerateConfig
+
+
 PLACEHOLDER_PATHS_FOR = {
     CleanConfig: CLEAN_PLACEHOLDER_PATHS,
     TokenizerConfig: {k: v for k, v in PLACEHOLDER_PATHS.items() if k != "tokenizer_path"},
@@ -122,6 +192,33 @@ class NoteForm(forms.Form):
 
     def __init__(self, *args, cell: Cell, **kwargs):
         super().__init__(*args, initial=cell.config, **kwargs)
+
+
+class AnnotateForm(forms.Form):
+    """A campaign over the generate cell's pairs: who judges, how many judge each pair, the guidelines."""
+
+    name = forms.CharField(max_length=200, required=False, help_text="The campaign's name; defaults to the cell's title.")
+    guidelines = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}),
+                                 help_text="Markdown, shown to annotators above every pair.")
+    annotators = forms.TypedMultipleChoiceField(coerce=int, required=False, help_text="Members of the team who judge.")
+    overlap = forms.IntegerField(min_value=1, max_value=20, initial=2, help_text="How many annotators judge each pair.")
+
+    def __init__(self, *args, cell: Cell, **kwargs):
+        super().__init__(*args, initial=cell.config, **kwargs)
+        self.fields["generate_cell"] = input_field(cell, CELL_INPUTS[Cell.Kind.ANNOTATE][0])
+        members = cell.notebook.team.memberships.select_related("user").order_by("user__username")
+        self.fields["annotators"].choices = [(m.user_id, f"{m.user.username} ({m.role})") for m in members]
+        self.order_fields(["generate_cell"])
+
+
+class ModelCellForm(forms.Form):
+    model = forms.TypedChoiceField(coerce=int, label="model", help_text="A checkpoint of your team: trained in a notebook, "
+                                   "uploaded on the Models page, or registered by an admin.")
+
+    def __init__(self, *args, cell: Cell, **kwargs):
+        super().__init__(*args, initial=cell.config, **kwargs)
+        models = Artifact.objects.filter(team=cell.notebook.team, kind=Artifact.Kind.CHECKPOINT)
+        self.fields["model"].choices = [(m.pk, m.name) for m in models]
 
 
 class CorpusCellForm(forms.Form):
@@ -139,4 +236,9 @@ FORMS = {
     Cell.Kind.CLEAN: CleanForm,
     Cell.Kind.TOKENIZER: TokenizerForm,
     Cell.Kind.PRETRAIN: PretrainForm,
+    Cell.Kind.MODEL: ModelCellForm,
+    Cell.Kind.SFT: SftForm,
+    Cell.Kind.CLASSIFY: ClassifyForm,
+    Cell.Kind.GENERATE: GenerateForm,
+    Cell.Kind.ANNOTATE: AnnotateForm,
 }

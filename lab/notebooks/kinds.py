@@ -1,32 +1,83 @@
 """What each kind of cell takes as input, how it becomes a run, and what it outputs.
 
-Cells name their inputs as upstream cells (`corpus_cell`, `tokenizer_cell`); at launch these are
-resolved to the upstream cell's current output and frozen into the run's `inputs`. A cell is stale
+Cells name their inputs as upstream cells (`corpus_cell`, `model_cell`, …) or as team datasets
+(`dataset`); at launch these are resolved to the current outputs and frozen into the run's `inputs`. A cell is stale
 when an upstream cell's current output is no longer the one its current run used.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 
 from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact, Run, Status
+from training.classify_config import ClassifyConfig
 from training.clean import CleanConfig
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
+from training.generate_config import GenerateConfig
+from training.sft_config import SftConfig
 
-# Which upstream cells can feed each input key: a corpus is uploaded, or the output of a clean cell.
-INPUT_KINDS = {"corpus_cell": (Cell.Kind.CORPUS, Cell.Kind.CLEAN), "tokenizer_cell": (Cell.Kind.TOKENIZER,)}
-INPUT_LABELS = {"corpus_cell": "corpus", "tokenizer_cell": "tokenizer"}
-CELL_INPUTS = {
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input of a cell: an upstream cell of the notebook, or a dataset of the team, by id."""
+
+    key: str
+    label: str
+    cells: tuple[str, ...] = ()
+    dataset_kinds: tuple[str, ...] = ()
+    many: bool = False  # a list of ids (several models compared)
+    optional: bool = False
+
+    @property
+    def is_dataset(self) -> bool:
+        return bool(self.dataset_kinds)
+
+
+CORPUS_INPUT = InputSpec("corpus_cell", "corpus", cells=(Cell.Kind.CORPUS, Cell.Kind.CLEAN))
+TOKENIZER_INPUT = InputSpec("tokenizer_cell", "tokenizer", cells=(Cell.Kind.TOKENIZER,))
+# A model is a checkpoint: picked in a base-model cell, or the output of a training cell.
+MODEL_CELLS = (Cell.Kind.MODEL, Cell.Kind.PRETRAIN, Cell.Kind.SFT)
+MODEL_INPUT = InputSpec("model_cell", "base model", cells=MODEL_CELLS)
+CELL_INPUTS: dict[str, tuple[InputSpec, ...]] = {
     Cell.Kind.NOTE: (),
     Cell.Kind.CORPUS: (),
-    Cell.Kind.CLEAN: ("corpus_cell",),
-    Cell.Kind.TOKENIZER: ("corpus_cell",),
-    Cell.Kind.PRETRAIN: ("corpus_cell", "tokenizer_cell"),
+    Cell.Kind.MODEL: (),
+    Cell.Kind.CLEAN: (CORPUS_INPUT,),
+    Cell.Kind.TOKENIZER: (CORPUS_INPUT,),
+    # With a base model, pretraining continues from its weights and uses its tokenizer.
+    Cell.Kind.PRETRAIN: (CORPUS_INPUT, InputSpec("tokenizer_cell", "tokenizer", cells=(Cell.Kind.TOKENIZER,), optional=True),
+                         InputSpec("model_cell", "base model (continued pretraining)", cells=MODEL_CELLS, optional=True)),
+    Cell.Kind.SFT: (MODEL_INPUT, InputSpec("dataset", "SFT dataset", dataset_kinds=(Dataset.Kind.SFT,))),
+    Cell.Kind.CLASSIFY: (MODEL_INPUT, InputSpec("dataset", "classification dataset", dataset_kinds=(Dataset.Kind.CLASSIFICATION,))),
+    Cell.Kind.GENERATE: (
+        InputSpec("model_cells", "models", cells=MODEL_CELLS, many=True),
+        InputSpec("dataset", "prompts dataset", dataset_kinds=(Dataset.Kind.SFT, Dataset.Kind.PREFERENCE, Dataset.Kind.EVAL),
+                  optional=True),
+    ),
+    Cell.Kind.ANNOTATE: (InputSpec("generate_cell", "generated responses", cells=(Cell.Kind.GENERATE,)),),
 }
-RUNNABLE = {Cell.Kind.CLEAN: ("clean", "cpu"), Cell.Kind.TOKENIZER: ("tokenizer", "cpu"), Cell.Kind.PRETRAIN: ("pretrain", "gpu")}
-OUTPUT_ARTIFACT = {Cell.Kind.TOKENIZER: Artifact.Kind.TOKENIZER, Cell.Kind.PRETRAIN: Artifact.Kind.CHECKPOINT}
+RUNNABLE = {
+    Cell.Kind.CLEAN: ("clean", "cpu"),
+    Cell.Kind.TOKENIZER: ("tokenizer", "cpu"),
+    Cell.Kind.PRETRAIN: ("pretrain", "gpu"),
+    Cell.Kind.SFT: ("sft", "gpu"),
+    Cell.Kind.CLASSIFY: ("classify", "gpu"),
+    Cell.Kind.GENERATE: ("generate", "gpu"),
+}
+OUTPUT_ARTIFACT = {
+    Cell.Kind.TOKENIZER: Artifact.Kind.TOKENIZER,
+    Cell.Kind.PRETRAIN: Artifact.Kind.CHECKPOINT,
+    Cell.Kind.SFT: Artifact.Kind.CHECKPOINT,
+    Cell.Kind.CLASSIFY: Artifact.Kind.CHECKPOINT,
+    Cell.Kind.GENERATE: Artifact.Kind.GENERATIONS,
+}
+
+
+def input_keys(kind: str) -> set[str]:
+    return {spec.key for spec in CELL_INPUTS[kind]}
 
 
 @dataclass(frozen=True)
@@ -44,20 +95,28 @@ class Output:
         return {"cell": cell_id, "kind": self.kind, "id": self.id, "sha256": self.sha256}
 
 
+def dataset_output(dataset: Dataset) -> Output:
+    return Output("dataset", dataset.pk, dataset.sha256, str(dataset.absolute_path), dataset.name,
+                  {"format": dataset.format, "kind": dataset.kind})
+
+
+def artifact_output(artifact: Artifact) -> Output:
+    return Output("artifact", artifact.pk, artifact.sha256, str(artifact.absolute_path), artifact.name, artifact.metadata)
+
+
 def cell_output(cell: Cell) -> Output | None:
     if cell.kind in (Cell.Kind.CORPUS, Cell.Kind.CLEAN):
         corpus = corpus_of(cell)
-        if corpus is None:
-            return None
-        return Output("corpus", corpus.pk, corpus.sha256, str(corpus.absolute_path), corpus.name, {"format": corpus.format})
+        return dataset_output(corpus) if corpus else None
+    if cell.kind == Cell.Kind.MODEL:
+        model = Artifact.objects.filter(team=cell.notebook.team, kind=Artifact.Kind.CHECKPOINT, pk=cell.config.get("model")).first()
+        return artifact_output(model) if model else None
     artifact_kind = OUTPUT_ARTIFACT.get(cell.kind)
     run = cell.current_run
     if artifact_kind is None or run is None or run.status != Status.SUCCEEDED:
         return None
     artifact = run.artifacts.filter(kind=artifact_kind).order_by("-pk").first()
-    if artifact is None:
-        return None
-    return Output("artifact", artifact.pk, artifact.sha256, str(artifact.absolute_path), artifact.name, artifact.metadata)
+    return artifact_output(artifact) if artifact else None
 
 
 def corpus_of(cell: Cell) -> Dataset | None:
@@ -72,32 +131,71 @@ def corpus_of(cell: Cell) -> Dataset | None:
 
 
 def deleted_inputs(run: Run) -> list[str]:
-    """Keys of the run's corpus inputs whose dataset was deleted since: the run keeps the record, not the data."""
-    used = {key: value["id"] for key, value in run.inputs.items() if value.get("kind") == "corpus"}
-    present = set(Dataset.objects.filter(team=run.team_id, pk__in=used.values()).values_list("pk", flat=True))
-    return [key for key, pk in used.items() if pk not in present]
+    """Keys of the run's dataset inputs whose dataset was deleted since: the run keeps the record, not the data."""
+    used = [(key, value["id"]) for key, value in run.frozen_inputs() if value.get("kind") == "dataset"]
+    present = set(Dataset.objects.filter(team=run.team_id, pk__in=[pk for _, pk in used]).values_list("pk", flat=True))
+    return [key for key, pk in used if pk not in present]
 
 
-def upstream_cell(cell: Cell, key: str) -> Cell:
-    """The cell named by input `key`, which must be an earlier cell of the same notebook and kind."""
-    cell_id = cell.config.get(key)
+def _ids(value) -> list:
+    if value in (None, "", []):
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def upstream_cell(cell: Cell, key: str, cell_id=None) -> Cell:
+    """The cell named by input `key` (or `cell_id`), which must be a cell of the same notebook and kind."""
+    spec = next(s for s in CELL_INPUTS[cell.kind] if s.key == key)
+    cell_id = cell_id if cell_id is not None else cell.config.get(key)
     if not cell_id:
-        raise ConfigError(key, "choose an input cell")
-    upstream = Cell.objects.filter(pk=cell_id, notebook=cell.notebook).first()
-    if upstream is None or upstream.kind not in INPUT_KINDS[key]:
-        raise ConfigError(key, f"cell {cell_id} is not a {INPUT_LABELS[key]} cell of this notebook")
+        raise ConfigError(key, f"choose a {spec.label} input")
+    upstream = Cell.objects.filter(pk=cell_id, notebook=cell.notebook).exclude(pk=cell.pk).first()
+    if upstream is None or upstream.kind not in spec.cells:
+        raise ConfigError(key, f"cell {cell_id} is not a {spec.label} cell of this notebook")
     return upstream
 
 
-def resolve_inputs(cell: Cell) -> dict[str, Output]:
+def _resolve(cell: Cell, spec: InputSpec, ref) -> tuple[Output, dict]:
+    """One input reference (a cell id or a dataset id) → its current output and its frozen form."""
+    if spec.is_dataset:
+        dataset = Dataset.objects.filter(team=cell.notebook.team, pk=ref).first()
+        if dataset is None:
+            raise ConfigError(spec.key, f"dataset {ref} does not exist (deleted?): choose another")
+        if dataset.kind not in spec.dataset_kinds:
+            raise ConfigError(spec.key, f"'{dataset.name}' is a {dataset.get_kind_display().lower()} dataset; "
+                                        f"this cell needs {' or '.join(spec.dataset_kinds)} data")
+        output = dataset_output(dataset)
+        return output, output.as_input(None)
+    upstream = upstream_cell(cell, spec.key, ref)
+    output = cell_output(upstream)
+    if output is None:
+        raise ConfigError(spec.key, f"'{upstream.display_title}' has no output yet: run it first")
+    return output, output.as_input(upstream.pk)
+
+
+def resolve_inputs(cell: Cell) -> dict[str, Output | list[Output]]:
+    """The current output of every input the cell names; ConfigError on the first that has none."""
     resolved = {}
-    for key in CELL_INPUTS[cell.kind]:
-        upstream = upstream_cell(cell, key)
-        output = cell_output(upstream)
-        if output is None:
-            raise ConfigError(key, f"'{upstream.display_title}' has no output yet: run it first")
-        resolved[key] = output
+    for spec in CELL_INPUTS[cell.kind]:
+        refs = _ids(cell.config.get(spec.key))
+        if not refs:
+            if spec.optional:
+                continue
+            raise ConfigError(spec.key, f"choose a {spec.label} input")
+        outputs = [_resolve(cell, spec, ref)[0] for ref in refs]
+        resolved[spec.key] = outputs if spec.many else outputs[0]
     return resolved
+
+
+def freeze_inputs(cell: Cell) -> dict[str, dict | list[dict]]:
+    """The inputs as a run records them: which cell, which output, its hash."""
+    frozen = {}
+    for spec in CELL_INPUTS[cell.kind]:
+        refs = _ids(cell.config.get(spec.key))
+        if refs:
+            items = [_resolve(cell, spec, ref)[1] for ref in refs]
+            frozen[spec.key] = items if spec.many else items[0]
+    return frozen
 
 
 def stale_inputs(cell: Cell) -> list[str]:
@@ -105,20 +203,39 @@ def stale_inputs(cell: Cell) -> list[str]:
     run = cell.current_run
     if run is None:
         return []
+    specs = {spec.key: spec for spec in CELL_INPUTS[cell.kind]}
     stale = []
-    for key, used in run.inputs.items():
+    for key, used in run.frozen_inputs():
+        spec = specs.get(key)
         try:
-            current = cell_output(upstream_cell(cell, key))
+            current = _resolve(cell, spec, used["id"] if spec.is_dataset else used["cell"])[1] if spec else None
         except ConfigError:
             current = None
-        if current is None or current.as_input(used["cell"]) != used:
+        if current != used and key not in stale:
             stale.append(key)
     return stale
 
 
-def training_config(cell: Cell, inputs: dict[str, Output], output_dir: str):
+def training_config(cell: Cell, inputs: dict, output_dir: str):
     """The frozen training config of a run of `cell`. Raises ConfigError naming the field."""
-    user_config = {k: v for k, v in cell.config.items() if k not in CELL_INPUTS[cell.kind]}
+    user_config = {k: v for k, v in cell.config.items() if k not in input_keys(cell.kind)}
+    if cell.kind in (Cell.Kind.CLEAN, Cell.Kind.TOKENIZER, Cell.Kind.PRETRAIN):
+        return _corpus_stage_config(cell, user_config, inputs, output_dir)
+    if cell.kind in (Cell.Kind.SFT, Cell.Kind.CLASSIFY):
+        config_class = SftConfig if cell.kind == Cell.Kind.SFT else ClassifyConfig
+        dataset = inputs["dataset"]
+        return config_class.from_dict({**user_config, "base_model": inputs["model_cell"].path, "dataset_path": dataset.path,
+                                       "dataset_format": dataset.metadata["format"], "output_dir": output_dir})
+    if cell.kind == Cell.Kind.GENERATE:
+        models = [{"path": m.path, "label": m.name, "artifact": m.id} for m in inputs["model_cells"]]
+        paths = {"models": models, "output_dir": output_dir}
+        if dataset := inputs.get("dataset"):
+            paths |= {"prompts_path": dataset.path, "prompts_format": dataset.metadata["format"]}
+        return GenerateConfig.from_dict({**user_config, **paths})
+    raise ConfigError("kind", f"a {cell.kind} cell does not run")
+
+
+def _corpus_stage_config(cell: Cell, user_config: dict, inputs: dict, output_dir: str):
     corpus = inputs["corpus_cell"]
     if cell.kind == Cell.Kind.CLEAN:
         return CleanConfig.from_dict({**user_config, "input_path": corpus.path, "input_format": corpus.metadata["format"],
@@ -126,11 +243,17 @@ def training_config(cell: Cell, inputs: dict[str, Output], output_dir: str):
     paths = {"corpus_path": corpus.path, "corpus_format": corpus.metadata["format"], "output_dir": output_dir}
     if cell.kind == Cell.Kind.TOKENIZER:
         return TokenizerConfig.from_dict({**user_config, **paths})
-    if cell.kind == Cell.Kind.PRETRAIN:
-        config = PretrainConfig.from_dict({**user_config, **paths, "tokenizer_path": inputs["tokenizer_cell"].path})
+    if base := inputs.get("model_cell"):
+        # Continued pretraining: the base's weights and its own tokenizer (a new one would not match them).
+        paths |= {"init_from": base.path, "tokenizer_path": str(Path(base.path) / "tokenizer.json")}
+    elif "tokenizer_cell" in inputs:
+        paths["tokenizer_path"] = inputs["tokenizer_cell"].path
+    else:
+        raise ConfigError("tokenizer_cell", "choose a tokenizer input, or a base model to continue pretraining")
+    config = PretrainConfig.from_dict({**user_config, **paths})
+    if "tokenizer_cell" in inputs and base is None:
         check_data_fits(config, inputs)
-        return config
-    raise ConfigError("kind", f"a {cell.kind} cell does not run")
+    return config
 
 
 def check_data_fits(config: PretrainConfig, inputs: dict[str, Output]) -> None:

@@ -25,6 +25,11 @@ class Cell(models.Model):
         CLEAN = "clean", "Clean"
         TOKENIZER = "tokenizer", "Tokenizer"
         PRETRAIN = "pretrain", "Pretrain"
+        MODEL = "model", "Base model"
+        SFT = "sft", "Supervised fine-tuning"
+        CLASSIFY = "classify", "Classification fine-tuning"
+        GENERATE = "generate", "Generate responses"
+        ANNOTATE = "annotate", "Human feedback"
 
     notebook = models.ForeignKey(Notebook, on_delete=models.CASCADE, related_name="cells")
     position = models.IntegerField(default=0)

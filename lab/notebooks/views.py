@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -7,8 +9,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from lab.access import get_cell_for_user, get_notebook_for_user, get_team_for_user, notebooks_for_user, working_teams
+from lab.access import (
+    get_cell_for_user,
+    get_notebook_for_user,
+    get_team_for_user,
+    notebooks_for_user,
+    working_teams,
+)
+from lab.feedback.items import ItemErrors
 from lab.notebooks import estimates
+from lab.notebooks.annotate import campaigns_of, start_campaign
 from lab.notebooks.forms import FORMS
 from lab.notebooks.kinds import RUNNABLE, cell_output, stale_inputs
 from lab.notebooks.models import Cell, Notebook
@@ -24,6 +34,8 @@ class NewNotebookForm(forms.Form):
 @login_required
 def notebook_list(request):
     teams = working_teams(request.user)
+    if not teams.exists() and request.user.memberships.exists():
+        return redirect("campaign-list")  # an annotator only: their campaigns are all they see
     form = NewNotebookForm(request.POST or None)
     form.fields["team"].choices = [(t.pk, t.name) for t in teams]
     if request.method == "POST" and form.is_valid():
@@ -36,16 +48,34 @@ def notebook_list(request):
 
 def _cell_context(cell: Cell, bound_form=None) -> dict:
     form_class = FORMS[cell.kind]
+    output = cell_output(cell)
     return {
         "cell": cell,
         "form": bound_form or form_class(cell=cell),
         "runnable": cell.kind in RUNNABLE,
-        "output": cell_output(cell),
+        "output": output,
+        "classifier_data_id": f"classifier-{cell.pk}",
+        "generations": generations_preview(output.path) if output and cell.kind == Cell.Kind.GENERATE else None,
         "stale": stale_inputs(cell),
         "history": cell.runs.order_by("-created_at")[:10],
         "estimate": estimates.for_cell(cell) if cell.kind == Cell.Kind.PRETRAIN else None,
         "clean_report": clean_report(cell) if cell.kind == Cell.Kind.CLEAN else None,
+        "campaigns": campaigns_of(cell) if cell.kind == Cell.Kind.ANNOTATE else None,
     }
+
+
+def generations_preview(path: str, shown: int = 6) -> dict:
+    """How many responses a generate run wrote, and the first few (the file is read line by line)."""
+    first, count = [], 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                count += 1
+                if len(first) < shown:
+                    first.append(json.loads(line))
+    except (OSError, ValueError):
+        return {"count": 0, "first": []}
+    return {"count": count, "first": first}
 
 
 def clean_report(cell: Cell) -> dict | None:
@@ -107,6 +137,8 @@ def cell_save(request, pk):
 @require_POST
 def cell_run(request, pk):
     cell = get_cell_for_user(request.user, pk)
+    if cell.kind == Cell.Kind.ANNOTATE:
+        return _start_campaign(request, cell)
     try:
         run = start_cell_run(cell, request.user)
     except ConfigError as exc:
@@ -114,6 +146,18 @@ def cell_run(request, pk):
     else:
         messages.success(request, f"Run {run.pk} queued.")
     return redirect(reverse("notebook-detail", args=[cell.notebook.pk]) + f"#cell-{cell.pk}")
+
+
+def _start_campaign(request, cell: Cell):
+    try:
+        campaign, created = start_campaign(cell, request.user)
+    except (ConfigError, ValueError, ItemErrors) as exc:
+        field, message = (exc.field, exc.message) if isinstance(exc, ConfigError) else ("campaign", str(exc))
+        messages.error(request, f"{cell.display_title} — {field}: {message}")
+        return redirect(reverse("notebook-detail", args=[cell.notebook.pk]) + f"#cell-{cell.pk}")
+    if created:
+        messages.success(request, f"Campaign '{campaign.name}' started with {campaign.items.count()} pairs.")
+    return redirect("campaign-detail", pk=campaign.pk)
 
 
 @login_required

@@ -1,13 +1,19 @@
 """Run workflows: start, cancel, resume. Tasks are enqueued only after the transaction commits."""
 
 import functools
-from dataclasses import asdict
 import subprocess
+from dataclasses import asdict
 
 from django.conf import settings
 from django.db import transaction
 
-from lab.notebooks.kinds import RUNNABLE, resolve_inputs, run_output_dir, training_config
+from lab.notebooks.kinds import (
+    RUNNABLE,
+    freeze_inputs,
+    resolve_inputs,
+    run_output_dir,
+    training_config,
+)
 from lab.notebooks.models import Cell
 from lab.runs.models import RESUMABLE, Run, Status
 from lab.runs.streaming import publish
@@ -52,7 +58,7 @@ def start_cell_run(cell: Cell, user) -> Run:
             stage=stage,
             queue=queue,
             config={},
-            inputs={key: out.as_input(cell.config[key]) for key, out in inputs.items()},
+            inputs=freeze_inputs(cell),
             code_version=code_version(),
             created_by=user,
         )

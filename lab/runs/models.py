@@ -80,6 +80,13 @@ class Run(models.Model):
     def __str__(self) -> str:
         return f"run {self.pk} ({self.stage}, {self.status})"
 
+    def frozen_inputs(self) -> list[tuple[str, dict]]:
+        """(key, input) pairs of the frozen inputs, a list-valued input (several models) giving one per item."""
+        pairs = []
+        for key, used in self.inputs.items():
+            pairs += [(key, item) for item in used] if isinstance(used, list) else [(key, used)]
+        return pairs
+
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE
@@ -199,6 +206,7 @@ class Artifact(models.Model):
     class Kind(models.TextChoices):
         TOKENIZER = "tokenizer", "Tokenizer"
         CHECKPOINT = "checkpoint", "Checkpoint"
+        GENERATIONS = "generations", "Generated responses"
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="artifacts")
     run = models.ForeignKey(Run, null=True, on_delete=models.SET_NULL, related_name="artifacts")

@@ -15,6 +15,8 @@
     loss: { title: "loss", series: [["loss", "train loss"], ["val_loss", "val loss"]] },
     lr: { title: "learning rate", series: [["lr", "lr"]] },
     speed: { title: "tokens / s", series: [["tokens_per_s", "tokens/s"]] },
+    quality: { title: "validation", series: [["accuracy", "accuracy"], ["macro_f1", "macro-F1"]] },
+    memory: { title: "GPU memory (GiB)", series: [["gpu_memory_gb", "peak allocated"]] },
   };
 
   function el(tag, cls, text) {
@@ -60,21 +62,25 @@
       this.samplesEl = r.querySelector("[data-role=samples]");
       this.logEl = r.querySelector("[data-role=log]");
       this.charts = {};
-      const chartsEl = r.querySelector("[data-role=charts]");
-      const wanted = this.root.dataset.charts === "0" ? [] : Object.keys(CHARTS);
-      for (const key of wanted) {
-        const div = el("div", "chart");
-        div.dataset.chart = key;
-        chartsEl.appendChild(div);
-        const traces = CHARTS[key].series.map(([, name]) => ({ x: [], y: [], name, mode: "lines+markers", marker: { size: 4 } }));
-        const layout = Object.assign({}, CHART_LAYOUT, { title: { text: CHARTS[key].title, font: { size: 13 } } },
-                                     this.compact ? { height: 190 } : {});
-        if (key === "lr") layout.yaxis = Object.assign({}, CHART_LAYOUT.yaxis, { exponentformat: "e" });
-        Plotly.newPlot(div, traces, layout, { displayModeBar: false, responsive: true });
-        // `responsive` follows the window only; a grid cell can change width on its own.
-        new ResizeObserver(() => Plotly.Plots.resize(div)).observe(div);
-        this.charts[key] = div;
-      }
+      this.chartsEl = r.querySelector("[data-role=charts]");
+      // The template names the charts that fit the stage (data-charts="loss,lr,speed"); none for "".
+      // A stage with charts also gets the GPU memory chart once a run reports GPU memory.
+      this.wantsCharts = Boolean(this.root.dataset.charts);
+      (this.root.dataset.charts || "").split(",").filter((key) => CHARTS[key]).forEach((key) => this.addChart(key));
+    }
+
+    addChart(key) {
+      const div = el("div", "chart");
+      div.dataset.chart = key;
+      this.chartsEl.appendChild(div);
+      const traces = CHARTS[key].series.map(([, name]) => ({ x: [], y: [], name, mode: "lines+markers", marker: { size: 4 } }));
+      const layout = Object.assign({}, CHART_LAYOUT, { title: { text: CHARTS[key].title, font: { size: 13 } } },
+                                   this.compact ? { height: 190 } : {});
+      if (key === "lr") layout.yaxis = Object.assign({}, CHART_LAYOUT.yaxis, { exponentformat: "e" });
+      Plotly.newPlot(div, traces, layout, { displayModeBar: false, responsive: true });
+      // `responsive` follows the window only; a grid cell can change width on its own.
+      new ResizeObserver(() => Plotly.Plots.resize(div)).observe(div);
+      this.charts[key] = div;
     }
 
     connect() {
@@ -115,6 +121,7 @@
       for (const e of events) {
         if (e.type === "metric") {
           const v = e.values || {};
+          if (v.gpu_memory_gb !== undefined && this.wantsCharts && !this.charts.memory) this.addChart("memory");
           for (const [chart, spec] of Object.entries(CHARTS)) {
             spec.series.forEach(([key], i) => {
               if (v[key] === undefined || !this.charts[chart]) return;
@@ -178,7 +185,8 @@
       }
       if (this.metricsEl) {
         const m = s.latest_metrics || {};
-        const show = [["loss", 4], ["val_loss", 4], ["val_ppl", 2], ["lr", 6], ["tokens_per_s", 0], ["mb_per_s", 1], ["docs_per_s", 0]];
+        const show = [["loss", 4], ["val_loss", 4], ["val_ppl", 2], ["accuracy", 3], ["macro_f1", 3], ["lr", 6],
+                      ["tokens_per_s", 0], ["gpu_memory_gb", 2], ["mb_per_s", 1], ["docs_per_s", 0]];
         this.metricsEl.textContent = show.filter(([k]) => m[k] !== undefined)
           .map(([k, d]) => `${k} ${Number(m[k]).toFixed(d)}`).join(" · ");
       }

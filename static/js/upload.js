@@ -69,13 +69,15 @@
     if (created.status !== 201) throw new Error(describeError(created.data));
     show(0, file.size, started);
     await sendChunks(created.data, file, started);
-    text.textContent = "checking every record…";
-    const done = await api("POST", `/api/uploads/${created.data.id}/complete/`, JSON.stringify({
+    text.textContent = form.dataset.checking || "checking every record…";
+    // The form says what the file becomes: a dataset (the default) or a model (data-complete="complete-model").
+    const completion = form.dataset.complete || "complete";
+    const done = await api("POST", `/api/uploads/${created.data.id}/${completion}/`, JSON.stringify({
       team: Number(form.elements.team.value), name: form.elements.name.value,
-      ...(form.elements.kind.value ? { kind: form.elements.kind.value } : {}),
+      ...(form.elements.kind && form.elements.kind.value ? { kind: form.elements.kind.value } : {}),
     }));
     if (done.status !== 201 && done.status !== 200) throw new Error(describeError(done.data));  // 200: already there
-    location.href = `/datasets/${done.data.id}/`;
+    location.href = (form.dataset.next || "/datasets/{id}/").replace("{id}", done.data.id);
   }
 
   function start(file) {

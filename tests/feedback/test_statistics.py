@@ -6,7 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from lab.feedback.statistics import bradley_terry, ci_ranks, cohen_kappa, krippendorff_alpha_nominal, win_rates
+from lab.feedback.statistics import (
+    bradley_terry,
+    ci_ranks,
+    cohen_kappa,
+    krippendorff_alpha_nominal,
+    win_rates,
+)
 
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", the example with missing
 # values: 4 observers × 12 units; nominal α = 0.743.

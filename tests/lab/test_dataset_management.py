@@ -17,7 +17,7 @@ from lab.runs.models import Run
 
 pytestmark = pytest.mark.django_db
 
-POEMS = "Shall I compare thee to a summer's day?\n\nThou art more lovely and more temperate.\n".encode()
+POEMS = b"Shall I compare thee to a summer's day?\n\nThou art more lovely and more temperate.\n"
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def _run_reading(dataset: Dataset, status: str = "succeeded") -> Run:
     cell = Cell.objects.create(notebook=notebook, kind=Cell.Kind.CORPUS, config={"corpus": dataset.pk})
     tokenizer = Cell.objects.create(notebook=notebook, position=1, kind=Cell.Kind.TOKENIZER,
                                     config={"corpus_cell": cell.pk})
-    used = {"cell": cell.pk, "kind": "corpus", "id": dataset.pk, "sha256": dataset.sha256}
+    used = {"cell": cell.pk, "kind": "dataset", "id": dataset.pk, "sha256": dataset.sha256}
     return Run.objects.create(team=dataset.team, cell=tokenizer, stage="tokenizer", config={}, status=status,
                               inputs={"corpus_cell": used})
 

@@ -53,7 +53,7 @@ def test_a_clean_cell_makes_a_new_dataset_version_that_the_tokenizer_reads(cast,
     assert 0.08 < report["split"]["validation"] / report["documents_kept"] < 0.12
 
     tokenizer_run = _finish(tokenizer, cast.alice)
-    assert tokenizer_run.inputs["corpus_cell"] == {"cell": clean.pk, "kind": "corpus", "id": cleaned.pk, "sha256": cleaned.sha256}
+    assert tokenizer_run.inputs["corpus_cell"] == {"cell": clean.pk, "kind": "dataset", "id": cleaned.pk, "sha256": cleaned.sha256}
     assert tokenizer_run.artifacts.get().parent_datasets.get() == cleaned
 
     page = Client()

@@ -76,6 +76,39 @@ def read_tar(path: Path, file: str, limits: ArchiveLimits) -> Iterator[Raw | Dat
         raise ArchiveRefused(f"not a readable tar archive ({e})", file=file) from None
 
 
+def extract_archive(path: Path, dest: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> None:
+    """Unpack a `.zip` or `.tar(.gz)` into the empty folder `dest`, with the readers' checks: no
+    member outside `dest`, no links or devices, the size and ratio limits. Raises ArchiveRefused."""
+    file = path.name
+    budget = _Budget(path.stat().st_size, limits, file)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = archive.infolist()
+                for info in members:
+                    _check_zip_member(info, file)
+                    budget.spend(info.file_size, info.filename)
+                for info in members:
+                    if not info.is_dir() and not _is_clutter(info.filename):
+                        _copy_member(archive.open(info), dest / info.filename)
+            return
+        with tarfile.open(path, mode="r|*") as archive:
+            for member in archive:
+                _check_tar_member(member, file)
+                budget.spend(member.size, member.name)
+                if member.isreg() and not _is_clutter(member.name):
+                    _copy_member(archive.extractfile(member), dest / member.name)
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as e:
+        raise ArchiveRefused(f"not a readable zip or tar archive ({e})", file=file) from None
+
+
+def _copy_member(stream: BinaryIO, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with stream, open(target, "wb") as out:
+        while block := stream.read(1 << 20):
+            out.write(block)
+
+
 def _read_member(stream: BinaryIO, file: str) -> Iterator[Raw | DatasetError]:
     """One member's records. A member that is not text fails alone, as a bad record does."""
     try:

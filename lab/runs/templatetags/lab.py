@@ -32,3 +32,13 @@ def si(value) -> str:
         if abs(value) >= size:
             return f"{value / size:.3g}{unit}"
     return f"{value:.3g}"
+
+
+# The live charts that fit each stage's metrics (static/js/run-view.js draws them, and adds GPU
+# memory when a run reports it). Stages without steps (tokenizer, clean) show progress alone.
+STAGE_CHARTS = {"pretrain": "loss,lr,speed", "sft": "loss,lr,speed", "classify": "loss,quality,speed", "generate": "speed"}
+
+
+@register.filter
+def charts(run) -> str:
+    return STAGE_CHARTS.get(run.stage, "")

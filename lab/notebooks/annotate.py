@@ -1,0 +1,53 @@
+"""The human-feedback cell: a campaign over the pairs of responses its generate cell's current run
+wrote. One campaign per generate run; pressing Start again for the same run opens the same one."""
+
+import json
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from lab.feedback.actions import add_items, create_campaign, pairs_from_generations
+from lab.feedback.models import Campaign
+from lab.notebooks.kinds import resolve_inputs
+from lab.notebooks.models import Cell
+from lab.runs.models import Artifact
+from training.config import ConfigError
+
+
+def campaigns_of(cell: Cell):
+    """The campaigns started from the runs of this cell's generate cell, newest first."""
+    generate_cell = cell.config.get("generate_cell")
+    if not generate_cell:
+        return Campaign.objects.none()
+    return Campaign.objects.filter(team=cell.notebook.team, source_run__cell_id=generate_cell).order_by("-created_at")
+
+
+def start_campaign(cell: Cell, user) -> tuple[Campaign, bool]:
+    """(campaign, created) for the generate cell's current run; ConfigError says what is missing."""
+    generations = resolve_inputs(cell)["generate_cell"]
+    artifact = Artifact.objects.select_related("run").get(pk=generations.id)
+    existing = Campaign.objects.filter(team=cell.notebook.team, source_run=artifact.run).first()
+    if existing is not None:
+        return existing, False
+    items = pairs_from_generations(_records(generations.path))
+    if not items:
+        raise ConfigError("generate_cell", "the responses make no pairs: generate two samples per prompt, "
+                                           "or answer with two models")
+    annotators = get_user_model().objects.filter(pk__in=cell.config.get("annotators", []),
+                                                 memberships__team=cell.notebook.team)
+    with transaction.atomic():
+        campaign = create_campaign(
+            cell.notebook.team, cell.config.get("name") or cell.display_title,
+            guidelines=cell.config.get("guidelines", ""), overlap=cell.config.get("overlap", 2),
+            annotators=annotators,
+            created_by=user, source_run=artifact.run,
+        )
+        add_items(campaign, items)
+    return campaign, True
+
+
+def _records(path: str):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
