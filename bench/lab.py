@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class BenchLab:
         self.tmp = Path(tempfile.mkdtemp(prefix="lab-bench-"))
         self.stack = Stack(env=dict(os.environ))
         self.base_url = ""
+        self.server_url, self.database_url = _bench_database(os.environ.get("DATABASE_URL", ""), self.tmp)
 
     def __enter__(self) -> BenchLab:
         redis_url = os.environ.get("REDIS_URL")
@@ -37,13 +39,15 @@ class BenchLab:
             redis_url = start_redis(self.stack, port=free_port(6391))
         os.environ.update({
             "REDIS_URL": redis_url,
-            "DATABASE_URL": f"sqlite:///{self.tmp / 'lab.sqlite3'}",
+            "DATABASE_URL": self.database_url,
             "LAB_DATA_DIR": str(self.tmp / "data"),
             "LAB_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
             "DJANGO_SETTINGS_MODULE": "lab.settings",
             "PYTHONUNBUFFERED": "1",
         })
         self.stack.env = dict(os.environ)
+        if self.server_url:
+            _run_sql(self.server_url, f'CREATE DATABASE "{_name(self.database_url)}"')
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT, check=True)
         import django
 
@@ -60,6 +64,11 @@ class BenchLab:
 
     def __exit__(self, *exc) -> None:
         self.stack.stop(grace=10)
+        if self.server_url:
+            from django.db import connections
+
+            connections.close_all()
+            _run_sql(self.server_url, f'DROP DATABASE IF EXISTS "{_name(self.database_url)}" WITH (FORCE)')
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def wait(self, run, timeout: float = 900):
@@ -76,3 +85,24 @@ class BenchLab:
             log = (self.tmp / "worker.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"run {run.pk} ended {run.status}; worker log tail:\n{log}")
         return run
+
+
+def _bench_database(url: str, tmp: Path) -> tuple[str, str]:
+    """(server URL, database URL): a throwaway database on the PostgreSQL server `DATABASE_URL`
+    names (the production shape), or a SQLite file when it names none."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        return "", f"sqlite:///{tmp / 'lab.sqlite3'}"
+    bench_db = f"lab_bench_{uuid.uuid4().hex[:8]}"
+    return url, urllib.parse.urlunsplit(parts._replace(path=f"/{bench_db}"))
+
+
+def _name(database_url: str) -> str:
+    return urllib.parse.urlsplit(database_url).path.lstrip("/")
+
+
+def _run_sql(server_url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(sql)
