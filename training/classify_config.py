@@ -5,12 +5,12 @@ model's context length) only read headers and first records."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from training.config import _Config
 from training.config_checks import (
     DEVICES,
     ConfigError,
+    check_lora,
     check_optimizer,
     check_warmup,
     require_at_least_one,
@@ -20,7 +20,7 @@ from training.config_checks import (
     resolve_resume,
 )
 from training.dataset_files import check_format, require_dataset_file, require_kind
-from training.model_info import inspect_model
+from training.model_info import inspect_model_for_length
 
 METHODS = ("full", "lora")
 
@@ -95,10 +95,7 @@ class ClassifyConfig(_Config):
         require_choice("method", self.method, METHODS)
         require_at_least_one(self, "lora_r", "max_length", "batch_size", "grad_accum", "max_steps", "log_every")
         require_not_negative(self, "eval_every", "checkpoint_every_steps", "seed")
-        if not self.lora_alpha > 0:
-            raise ConfigError("lora_alpha", "must be greater than 0")
-        if not 0 <= self.lora_dropout < 1:
-            raise ConfigError("lora_dropout", "must be at least 0 and below 1")
+        check_lora(self)
         if not 0 < self.val_fraction < 0.5:
             raise ConfigError("val_fraction", "must be above 0 and below 0.5")
         check_optimizer(self)
@@ -112,13 +109,7 @@ class ClassifyConfig(_Config):
 
     def _check_inputs(self) -> None:
         """The files exist and fit: a classification dataset, a model that serves `max_length`."""
-        info = inspect_model(self.base_model, "base_model")
-        if info.context_length is not None and self.max_length > info.context_length:
-            raise ConfigError(
-                "max_length",
-                f"{self.max_length} is longer than the {info.context_length} positions "
-                f"the model in {Path(self.base_model).name} can serve",
-            )
+        info = inspect_model_for_length(self.base_model, self.max_length)
         require_dataset_file("dataset_path", self.dataset_path)
         require_kind(self.dataset_path, self.dataset_format, "classification", "classify")
         if self.resume_from is not None:

@@ -60,6 +60,14 @@ def require_folder_or_null(cfg: object, *names: str) -> None:
             raise ConfigError(name, "must be a folder or null, not an empty string")
 
 
+def check_lora(cfg: object) -> None:
+    """LoRA's scaling numerator above 0 and its dropout in [0, 1)."""
+    if not cfg.lora_alpha > 0:
+        raise ConfigError("lora_alpha", "must be greater than 0")
+    if not 0 <= cfg.lora_dropout < 1:
+        raise ConfigError("lora_dropout", "must be at least 0 and below 1")
+
+
 def check_optimizer(cfg: _Optimized) -> None:
     """AdamW and its schedule: lr > 0, min_lr_ratio in [0, 1], betas in [0, 1), no negative decay
     or clip."""

@@ -72,6 +72,15 @@ def inspect_model(path: str | Path, field: str = "base_model") -> ModelInfo:
     )
 
 
+def inspect_model_for_length(path: str | Path, max_length: int, field: str = "base_model") -> ModelInfo:
+    """`inspect_model`, and a ConfigError on `max_length` when the model serves fewer positions."""
+    info = inspect_model(path, field)
+    if info.context_length is not None and max_length > info.context_length:
+        raise ConfigError("max_length", f"{max_length} is longer than the {info.context_length} positions "
+                                        f"the model in {Path(path).name} can serve")
+    return info
+
+
 def weight_files(folder: Path, field: str = "base_model") -> list[Path]:
     """The safetensors files of the folder. Other weight formats are refused: they can run code on load."""
     index = folder / SAFETENSORS_INDEX

@@ -12,6 +12,7 @@ from training.config import _check_chat_template, _Config
 from training.config_checks import (
     DEVICES,
     ConfigError,
+    check_lora,
     check_optimizer,
     check_warmup,
     require_at_least_one,
@@ -22,7 +23,7 @@ from training.config_checks import (
 )
 from training.dataset_files import check_format, require_dataset_file, require_kind
 from training.lora_targets import ALL_LINEAR, check_target_modules
-from training.model_info import inspect_model
+from training.model_info import inspect_model_for_length
 
 METHODS = ("full", "lora", "qlora")
 LOSS_ON = ("assistant", "all")
@@ -135,10 +136,7 @@ class SftConfig(_Config):
         )
         if self.max_steps == 0 and not self.epochs > 0:
             raise ConfigError("epochs", "must be greater than 0 when max_steps is 0")
-        if not self.lora_alpha > 0:
-            raise ConfigError("lora_alpha", "must be greater than 0")
-        if not 0 <= self.lora_dropout < 1:
-            raise ConfigError("lora_dropout", "must be at least 0 and below 1")
+        check_lora(self)
         if not 0 < self.val_fraction < 0.5:
             raise ConfigError("val_fraction", "must be above 0 and below 0.5")
         if any(not p.strip() for p in self.sample_prompts):
@@ -155,13 +153,7 @@ class SftConfig(_Config):
     def _check_inputs(self) -> None:
         """The files exist and fit: an sft dataset, a model that serves `max_length`, has the
         target modules and a chat template."""
-        info = inspect_model(self.base_model, "base_model")
-        if info.context_length is not None and self.max_length > info.context_length:
-            raise ConfigError(
-                "max_length",
-                f"{self.max_length} is longer than the {info.context_length} positions "
-                f"the model in {Path(self.base_model).name} can serve",
-            )
+        info = inspect_model_for_length(self.base_model, self.max_length)
         if self.chat_template:
             _check_chat_template(self.chat_template, _special_tokens(Path(self.base_model)))
         elif not info.chat_template:
