@@ -232,13 +232,18 @@ def trainer_config(cfg: SftConfig, device: torch.device, precision: str, loss_mo
         "constant": ("constant_with_warmup", {}),
     }
     scheduler, scheduler_kwargs = schedules[cfg.schedule]
+    # Packed rows go through the model one at a time, their gradients accumulated into the same
+    # optimizer step: trl's padding-free collator joins a batch's rows into one sequence, and
+    # without a varlen kernel (flash attention) its block-diagonal attention then costs
+    # (rows * max_length)^2 instead of rows * max_length^2 (measured: half the speed at 4 x 512).
+    rows_per_pass, passes = (1, cfg.batch_size * cfg.grad_accum) if cfg.packing else (cfg.batch_size, cfg.grad_accum)
     return SFTConfig(
         output_dir=cfg.output_dir,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        per_device_train_batch_size=cfg.batch_size,
+        per_device_train_batch_size=rows_per_pass,
         per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        gradient_accumulation_steps=passes,
         max_steps=cfg.max_steps or -1,
         num_train_epochs=cfg.epochs,
         learning_rate=cfg.lr,

@@ -86,7 +86,8 @@ class SftConfig(_Config):
     warmup_steps: int = 10
     """Steps of linear warmup from 0 to `lr`; fewer than `max_steps`."""
     batch_size: int = 8
-    """Conversations per micro-batch (rows of `max_length` tokens with `packing`)."""
+    """Conversations per micro-batch; with `packing`, rows of `max_length` tokens per optimizer step
+    (each row a pass of its own, gradients accumulated)."""
     grad_accum: int = 1
     """Micro-batches accumulated per optimizer step."""
     max_steps: int = 200
