@@ -176,6 +176,8 @@ class Supervisor:
                 self.final_status = event.get("status")
                 if event.get("total_steps") is not None:
                     updates["total_steps"] = event["total_steps"]
+                if event.get("status") == "running" and event.get("step") is not None:
+                    updates["step"] = event["step"]  # a resumed attempt starts at its checkpoint's step
             elif kind == "checkpoint":
                 updates["last_checkpoint"] = event["path"]
                 updates["step"] = event.get("step", run.step)

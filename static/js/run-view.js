@@ -117,8 +117,15 @@
     }
 
     apply(events) {
-      const add = {};
+      let add = {};
       for (const e of events) {
+        const resumedFrom = e.type === "status" && e.summary ? e.summary.resumed_from_step : null;
+        if (resumedFrom !== null && resumedFrom !== undefined) {
+          // A resumed attempt trains again from its checkpoint: what the lost attempt logged after it goes.
+          this.extend(add);
+          add = {};
+          this.rewind(resumedFrom);
+        }
         if (e.type === "metric") {
           const v = e.values || {};
           if (v.gpu_memory_gb !== undefined && this.wantsCharts && !this.charts.memory) this.addChart("memory");
@@ -151,11 +158,29 @@
           this.logEl.scrollTop = this.logEl.scrollHeight;
         }
       }
+      this.extend(add);
+    }
+
+    extend(add) {
       for (const [chart, slots] of Object.entries(add)) {
         const idx = [], xs = [], ys = [];
         slots.forEach((s, i) => { if (s.x.length) { idx.push(i); xs.push(s.x); ys.push(s.y); } });
         if (idx.length) Plotly.extendTraces(this.charts[chart], { x: xs, y: ys }, idx);
       }
+    }
+
+    rewind(step) {
+      for (const div of Object.values(this.charts)) {
+        let cut = false;
+        for (const trace of div.data) {
+          const keep = trace.x.findIndex((x) => x > step);
+          if (keep === -1) continue;
+          trace.x = trace.x.slice(0, keep); trace.y = trace.y.slice(0, keep);
+          cut = true;
+        }
+        if (cut) Plotly.redraw(div);
+      }
+      if (this.lastMetric && this.lastMetric.step > step) this.firstMetric = this.lastMetric = null;
     }
 
     renderState() {

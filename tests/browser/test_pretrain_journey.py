@@ -66,4 +66,14 @@ def test_it_trains_live_in_the_browser_with_cancel_and_resume(cast, sample_data,
     assert state["lastSeq"] == run.last_seq
     assert state["points"] >= cancelled_points
     assert run.status == "succeeded" and run.attempt == 2
+    loss_steps = view.locator(".chart").first.evaluate("div => div.data[0].x")
+    assert loss_steps == sorted(set(loss_steps)) and loss_steps[-1] == 150, loss_steps
+
+    # An attempt resumed after a lost worker starts again from its checkpoint: the chart drops what the
+    # lost attempt drew past it, instead of drawing the curve back over itself.
+    page.evaluate(f"""window.__labRuns[{run_id}].apply([{{type: "status", status: "running", step: 100, seq: 0,
+                      t: 0, summary: {{resumed_from_step: 100}}}}])""")
+    rewound = view.locator(".chart").first.evaluate("div => div.data.map((trace) => trace.x)")
+    assert rewound[0] == [step for step in loss_steps if step <= 100], rewound
+    assert all(max(trace, default=0) <= 100 for trace in rewound), rewound
     assert not errors, errors
