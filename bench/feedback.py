@@ -1,10 +1,16 @@
 """Feedback campaign under load: 20 annotators at once against the real stack (Daphne, Redis, the
 database: a throwaway PostgreSQL database when DATABASE_URL names a server, else SQLite), each on its
-own keep-alive connection with its own API token. Two phases on one campaign:
+own keep-alive connection with its own API token, each working as the annotator page does: one GET
+of its queue when the page opens, then a POST per judgement whose reply brings the queue again (the
+item after the one now on screen, fetched ahead). Two phases on one campaign:
 
-- paced: each annotator reads for THINK_SECONDS between a vote and the next request, as fast as a
-  quick person works (the dashboard flags votes faster than 1.5 s). Measured: next-item latency
-  (GET /api/campaigns/<id>/next/, p50/p95; goal p95 ≤ 50 ms).
+- paced: each annotator reads between one reply and their next vote for THINK_SECONDS on average,
+  as fast as a quick person works (the dashboard flags votes faster than 1.5 s); each reading time
+  is drawn from THINK_SECONDS ± THINK_SPREAD and each annotator opens the page at a random moment of
+  the first THINK_SECONDS, as people do: identical clocks would march all 20 in step, every vote of
+  a round arriving in the same millisecond. Measured: next-item latency,
+  the time of each request that hands an annotator their next item (the vote's reply, or a GET
+  /api/campaigns/<id>/next/ when the queue ran dry), p50/p95; goal p95 ≤ 50 ms.
 - saturated: no reading time at all, requests back to back. Measured: judgements per second
   sustained, with no loss (every vote acknowledged with 201 is in the database, no item holds more
   votes than its overlap), and the latency under that overload, for the record."""
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import statistics
 import threading
 import time
@@ -20,10 +27,11 @@ import time
 from bench.lab import BenchLab
 
 ANNOTATORS = 20
-ITEMS = 300
+ITEMS = 600
 OVERLAP = 3
 SECONDS = 20.0
 THINK_SECONDS = 1.5
+THINK_SPREAD = 0.5
 P95_GOAL_MS = 50.0
 
 
@@ -32,24 +40,35 @@ def _annotator(port: int, token: str, campaign_id: int, stop_at: float, think: f
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     base = f"/api/campaigns/{campaign_id}"
+
+    def timed(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        started = time.perf_counter()
+        conn.request(method, base + path, headers=headers, body=None if body is None else json.dumps(body))
+        response = conn.getresponse()
+        data = json.loads(response.read())
+        latencies.append((time.perf_counter() - started) * 1000)
+        return response.status, data
+
+    rng = random.Random(token)
     try:
+        queue = []
+        if think:
+            time.sleep(rng.uniform(0, think))
         while time.monotonic() < stop_at:
-            started = time.perf_counter()
-            conn.request("GET", f"{base}/next/", headers=headers)
-            response = conn.getresponse()
-            body = json.loads(response.read())
-            latencies.append((time.perf_counter() - started) * 1000)
-            if not body["queue"]:
-                return
-            conn.request("POST", f"{base}/vote/", headers=headers, body=json.dumps(
-                {"item": body["queue"][0]["item"], "choice": "left", "seconds": 3.0}))
-            voted = conn.getresponse()
-            voted.read()
-            if voted.status == 201:
-                acked.append(body["queue"][0]["item"])
-            elif voted.status != 200:
-                errors.append(voted.status)
-            time.sleep(think)
+            if not queue:
+                _, data = timed("GET", "/next/")
+                queue = data["queue"]
+                if not queue:
+                    return
+            item = queue[0]["item"]
+            status, data = timed("POST", "/vote/", {"item": item, "choice": "left", "seconds": 3.0})
+            if status == 201:
+                acked.append(item)
+            elif status != 200:
+                errors.append(status)
+            queue = [q for q in data.get("queue", []) if q["item"] != item]
+            if think:
+                time.sleep(rng.uniform(think - THINK_SPREAD, think + THINK_SPREAD))
     except Exception as e:  # noqa: BLE001 - reported in the result
         errors.append(repr(e))
     finally:
@@ -85,7 +104,7 @@ def main() -> dict:
                 .order_by("-n").values_list("n", flat=True).first()) or 0
     acked, errors = paced["acked"] + saturated["acked"], paced["errors"] + saturated["errors"]
     return {
-        "next_item": {"annotators": ANNOTATORS, "think_seconds": THINK_SECONDS, **_latency(paced["latencies"]),
+        "next_item": {"annotators": ANNOTATORS, "think_seconds": THINK_SECONDS, "think_spread": THINK_SPREAD, **_latency(paced["latencies"]),
                       "goal_p95_ms": P95_GOAL_MS, "met": bool(paced["latencies"])
                       and _latency(paced["latencies"])["p95_ms"] <= P95_GOAL_MS},
         "judgements": {"seconds": round(saturated["seconds"], 1), "acknowledged": len(acked), "stored": stored,

@@ -158,8 +158,7 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 
     def _queue(self, campaign) -> dict:
         queue = assignment.take_items(campaign, self.request.user)
-        done = campaign.items.filter(votes__annotator=self.request.user).count()
-        return {"queue": queue_payload(queue), "done": done}
+        return {"queue": queue_payload(queue), "done": assignment.done_count(campaign, self.request.user)}
 
     @extend_schema(responses=QueueSerializer)
     @action(detail=True, methods=["get"])

@@ -12,18 +12,19 @@ then locks one candidate item row with SKIP LOCKED (so concurrent annotators spr
 items instead of queueing on one), re-counts the item's holders under that lock, and only then
 creates the assignment. A vote locks the item row too, so a late vote on an expired assignment and a
 new taker of its place cannot both win. On SQLite the lab opens every transaction with BEGIN
-IMMEDIATE (lab/settings.py), which serialises writers: select_for_update is a no-op there and the
+IMMEDIATE (lab/settings.py), which serialises writers: the row locks are left out there and the
 same code stays correct, only without the parallelism.
+
+Every annotator's judgement runs through here, so the statements are written out in SQL: building
+them with the ORM cost ~2.5 ms of Python each, several times what the database spends on them
+(bench/feedback.py measures the whole path).
 """
 
 import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
 from django.utils import timezone
 
 from lab.feedback.models import Assignment, Campaign, ComparisonItem, Label, Strength, Vote
@@ -33,9 +34,21 @@ ASSIGNMENT_SECONDS = float(getattr(settings, "LAB_FEEDBACK_ASSIGNMENT_SECONDS", 
 """How long an item stays reserved for an annotator who took it but has not voted."""
 QUEUE_DEPTH = 2
 """The item on screen and the one fetched ahead, so the next appears without a round trip."""
-CANDIDATES = 50
-"""Candidate items read per attempt before locking one of them."""
 CHOICES = ("left", "right", Label.TIE.value, Label.BOTH_BAD.value)
+
+_HOLDS_A_PLACE = "(a.done OR (NOT a.skipped AND a.expires_at > %s))"  # Assignment.holds_a_place
+_QUEUE = """
+    SELECT a.*, i.prompt AS item_prompt, i.response_a AS item_response_a, i.response_b AS item_response_b
+    FROM feedback_assignment a JOIN feedback_comparisonitem i ON i.id = a.item_id
+    WHERE i.campaign_id = %s AND a.annotator_id = %s AND NOT a.done AND NOT a.skipped AND a.expires_at > %s
+    ORDER BY a.taken_at, a.id"""
+_CANDIDATE = f"""
+    SELECT i.id, i.prompt, i.response_a, i.response_b FROM feedback_comparisonitem i
+    WHERE i.campaign_id = %s {{excluded}}
+      AND NOT EXISTS (SELECT 1 FROM feedback_assignment a WHERE a.item_id = i.id AND a.annotator_id = %s
+                      AND (a.done OR a.skipped OR a.expires_at > %s))
+      AND (SELECT COUNT(*) FROM feedback_assignment a WHERE a.item_id = i.id AND {_HOLDS_A_PLACE}) < %s
+    ORDER BY i.id LIMIT 1 {{lock}}"""
 
 
 class NotAssigned(Exception):
@@ -57,75 +70,106 @@ class VoteResult:
     """True when this annotator had already voted on the item (another tab): nothing new stored."""
 
 
-def holds_a_place(now) -> Q:
-    return Q(done=True) | Q(skipped=False, expires_at__gt=now)
+def _lock(*, skip_locked: bool = False, of: tuple[str, ...] = ()) -> str:
+    """A row lock that does not block inserts referring to the row, where the database has row
+    locks (PostgreSQL); nothing on SQLite."""
+    if not connection.features.has_select_for_update:
+        return ""
+    return connection.ops.for_update_sql(skip_locked=skip_locked, of=of, no_key=True)
+
+
+def _at(moment):
+    """A timestamp as the database stores it (SQLite keeps text)."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def _fetch(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _with_item(assignment: Assignment) -> Assignment:
+    """The assignment with its item's text, read by the same statement."""
+    assignment.item = ComparisonItem(pk=assignment.item_id, prompt=assignment.item_prompt,
+                                     response_a=assignment.item_response_a, response_b=assignment.item_response_b)
+    return assignment
 
 
 def open_queue(campaign: Campaign, annotator, now=None) -> list[Assignment]:
     now = now or timezone.now()
-    return list(
-        Assignment.objects.filter(item__campaign=campaign, annotator=annotator, done=False, skipped=False,
-                                  expires_at__gt=now).select_related("item").order_by("taken_at", "pk")
-    )
+    return [_with_item(a) for a in Assignment.objects.raw(_QUEUE, [campaign.pk, annotator.pk, _at(now)])]
 
 
 def take_items(campaign: Campaign, annotator, depth: int = QUEUE_DEPTH) -> list[Assignment]:
     """The annotator's queue, topped up to `depth` open assignments, oldest first. Empty when the
     campaign is not open or nothing is left for them. Each item is taken in its own transaction,
     so a transaction never holds more than one item's lock (two would risk a deadlock)."""
+    if campaign.status != Campaign.Status.OPEN:
+        return []
     queue = open_queue(campaign, annotator)
-    if campaign.status == Campaign.Status.OPEN and len(queue) >= depth:  # the common case: no lock taken
+    if len(queue) >= depth:  # the common case: no lock taken
         return queue
     full: set[int] = set()
-    while True:
+    queue = None
+    while queue is None or len(queue) < depth:
         with transaction.atomic():
             # One annotator's requests (tabs, prefetches) run one at a time: without this, two tabs
             # would each top up the queue. NO KEY UPDATE, so a vote being stored (whose row refers
             # to the user) is not blocked by it.
-            list(get_user_model().objects.select_for_update(no_key=True).filter(pk=annotator.pk).values_list("pk"))
-            if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.OPEN).exists():
-                return []
+            _fetch(f"SELECT id FROM auth_user WHERE id = %s {_lock()}", [annotator.pk])
             now = timezone.now()
-            queue = open_queue(campaign, annotator, now)
-            if len(queue) >= depth:
-                return queue
+            if queue is None:  # read under the lock; later rounds add what they took themselves
+                queue = open_queue(campaign, annotator, now)
+                if len(queue) >= depth:
+                    break
             taken = _take_one(campaign, annotator, now, full)
             if taken is None:
-                return queue
+                break
+            queue.append(taken)
+    return queue
+
+
+def _candidate(campaign: Campaign, annotator, now, full: set[int], *, skip_locked: bool) -> ComparisonItem | None:
+    """The first item the annotator may take, locked."""
+    excluded = f"AND i.id NOT IN ({', '.join(['%s'] * len(full))})" if full else ""
+    sql = _CANDIDATE.format(excluded=excluded, lock=_lock(skip_locked=skip_locked, of=("i",)))
+    rows = _fetch(sql, [campaign.pk, *full, annotator.pk, _at(now), _at(now), campaign.overlap])
+    if not rows:
+        return None
+    pk, prompt, response_a, response_b = rows[0]
+    return ComparisonItem(pk=pk, campaign_id=campaign.pk, prompt=prompt, response_a=response_a, response_b=response_b)
 
 
 def _take_one(campaign: Campaign, annotator, now, full: set[int]) -> Assignment | None:
-    mine = Assignment.objects.filter(item__campaign=campaign, annotator=annotator).filter(
-        Q(done=True) | Q(skipped=True) | Q(expires_at__gt=now))
-    holders = (Assignment.objects.filter(item=OuterRef("pk")).filter(holds_a_place(now)).order_by()
-               .values("item").annotate(n=Count("pk")).values("n"))
-    candidates = (ComparisonItem.objects.filter(campaign=campaign).exclude(pk__in=mine.values("item"))
-                  .annotate(holders=Coalesce(Subquery(holders, output_field=IntegerField()), 0))
-                  .filter(holders__lt=campaign.overlap))
     while True:
-        ids = list(candidates.exclude(pk__in=full).order_by("pk").values_list("pk", flat=True)[:CANDIDATES])
-        if not ids:
-            return None
-        item = (ComparisonItem.objects.select_for_update(skip_locked=True, no_key=True).filter(pk__in=ids)
-                .order_by("pk").first())
-        if item is None:  # every candidate is being taken by someone right now: wait for the first
-            item = ComparisonItem.objects.select_for_update(no_key=True).get(pk=ids[0])
-        # Counted again under the item's lock: the candidate query ran before it.
-        if (Assignment.objects.filter(item=item).filter(holds_a_place(now)).count() >= campaign.overlap
-                or mine.filter(item=item).exists()):
+        item = _candidate(campaign, annotator, now, full, skip_locked=True)
+        if item is None:  # none left, or every one is being taken by someone right now: wait for one
+            item = _candidate(campaign, annotator, now, full, skip_locked=False)
+            if item is None:
+                return None
+        # Counted again under the item's lock: the candidate was chosen from a snapshot taken before it.
+        placed = list(Assignment.objects.raw("SELECT * FROM feedback_assignment WHERE item_id = %s", [item.pk]))
+        own = next((a for a in placed if a.annotator_id == annotator.pk), None)
+        holders = sum(1 for a in placed if a.holds_a_place(now))
+        if holders >= campaign.overlap or (own is not None and (own.done or own.skipped or own.expires_at > now)):
             full.add(item.pk)
             continue
-        assignment, created = Assignment.objects.get_or_create(
-            item=item, annotator=annotator,
-            defaults={"shown_order": secrets.choice(Assignment.Order.values), "taken_at": now,
-                      "expires_at": now + timezone.timedelta(seconds=ASSIGNMENT_SECONDS)},
-        )
-        if not created:  # their own abandoned assignment, taken up again with the order it had
-            assignment.taken_at = now
-            assignment.expires_at = now + timezone.timedelta(seconds=ASSIGNMENT_SECONDS)
-            assignment.save(update_fields=["taken_at", "expires_at"])
-        assignment.item = item
-        return assignment
+        expires_at = now + timezone.timedelta(seconds=ASSIGNMENT_SECONDS)
+        if own is None:  # no other request of this annotator runs now (their user row is locked)
+            own = Assignment(item=item, annotator_id=annotator.pk, taken_at=now, expires_at=expires_at,
+                             shown_order=secrets.choice(Assignment.Order.values))
+            own.save(force_insert=True)
+        else:  # their own abandoned assignment, taken up again with the order it had
+            own.taken_at, own.expires_at, own.item = now, expires_at, item
+            own.save(update_fields=["taken_at", "expires_at"])
+        return own
+
+
+def done_count(campaign: Campaign, annotator) -> int:
+    """How many of the campaign's items the annotator has judged."""
+    return _fetch("""SELECT COUNT(*) FROM feedback_vote v JOIN feedback_comparisonitem i ON i.id = v.item_id
+                     WHERE v.annotator_id = %s AND i.campaign_id = %s""", [annotator.pk, campaign.pk])[0][0]
 
 
 def record_vote(campaign: Campaign, annotator, item_id, choice: str, *, strength: str = "", rationale: str = "",
@@ -145,29 +189,31 @@ def record_vote(campaign: Campaign, annotator, item_id, choice: str, *, strength
     except (TypeError, ValueError):
         raise NotAssigned() from None
     with transaction.atomic():
-        item = ComparisonItem.objects.select_for_update(no_key=True).filter(pk=item_id, campaign=campaign).first()
-        if item is None:
+        if not _fetch(f"SELECT id FROM feedback_comparisonitem WHERE id = %s AND campaign_id = %s {_lock()}",
+                      [item_id, campaign.pk]):
             raise NotAssigned()
-        assignment = Assignment.objects.select_for_update(no_key=True).filter(item=item, annotator=annotator).first()
+        assignment = next(iter(Assignment.objects.raw(
+            f"SELECT * FROM feedback_assignment WHERE item_id = %s AND annotator_id = %s {_lock()}",
+            [item_id, annotator.pk])), None)
         if assignment is None or assignment.skipped:
             raise NotAssigned()
         if assignment.done:
             return VoteResult(Vote.objects.get(assignment=assignment), duplicate=True)
-        if not Campaign.objects.filter(pk=campaign.pk).exclude(status=Campaign.Status.CLOSED).exists():
+        if campaign.status == Campaign.Status.CLOSED:
             raise CampaignClosed()
         now = timezone.now()
         if assignment.expires_at <= now:
-            others = Assignment.objects.filter(item=item).exclude(pk=assignment.pk).filter(holds_a_place(now)).count()
+            others = _fetch(f"SELECT COUNT(*) FROM feedback_assignment a WHERE a.item_id = %s AND a.id <> %s"
+                            f" AND {_HOLDS_A_PLACE}", [item_id, assignment.pk, _at(now)])[0][0]
             if others >= campaign.overlap:
                 raise NoLongerHeld()
         # The page measures the time; it cannot claim more than has passed since the item was taken.
         elapsed = (now - assignment.taken_at).total_seconds()
-        vote = Vote.objects.create(
-            item=item, annotator=annotator, assignment=assignment, label=assignment.canonical(choice),
-            strength=strength, rationale=rationale.strip()[:5000], shown_left=assignment.left,
-            seconds=max(0.0, min(float(seconds or 0.0), elapsed)),
-        )
-        Assignment.objects.filter(pk=assignment.pk).update(done=True)
+        vote = Vote(item_id=item_id, annotator_id=annotator.pk, assignment=assignment,
+                    label=assignment.canonical(choice), strength=strength, rationale=rationale.strip()[:5000],
+                    shown_left=assignment.left, seconds=max(0.0, min(float(seconds or 0.0), elapsed)))
+        vote.save(force_insert=True)
+        _fetch("UPDATE feedback_assignment SET done = %s WHERE id = %s", [True, assignment.pk])
         _announce(campaign)
     return VoteResult(vote, duplicate=False)
 

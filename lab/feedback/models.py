@@ -112,6 +112,10 @@ class Assignment(models.Model):
     def left(self) -> str:
         return self.shown_order[0]
 
+    def holds_a_place(self, now) -> bool:
+        """Done, or open and not expired (assignment.py counts the same in SQL)."""
+        return self.done or (not self.skipped and self.expires_at > now)
+
     def canonical(self, shown_choice: str) -> str:
         """The canonical label of a choice made on the page (left/right/tie/both_bad)."""
         if shown_choice == "left":
