@@ -156,8 +156,9 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             return item_errors_response(e)
         return Response({"added": added}, status=status.HTTP_201_CREATED)
 
-    def _queue(self, campaign) -> dict:
-        queue = assignment.take_items(campaign, self.request.user)
+    def _queue(self, campaign, *, after_vote: bool = False) -> dict:
+        take = assignment.top_up if after_vote else assignment.take_items
+        queue = take(campaign, self.request.user)
         return {"queue": queue_payload(queue), "done": assignment.done_count(campaign, self.request.user)}
 
     @extend_schema(responses=QueueSerializer)
@@ -183,7 +184,8 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             return Response({"error": _refusal(e), **self._queue(campaign)}, status=status.HTTP_409_CONFLICT)
         except ValueError as e:
             raise ValidationError({"choice": [str(e)]}) from None
-        return Response({"duplicate": result.duplicate, "vote": result.vote.pk, **self._queue(campaign)},
+        return Response({"duplicate": result.duplicate, "vote": result.vote.pk,
+                         **self._queue(campaign, after_vote=not result.duplicate)},
                         status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
 
     @extend_schema(request=SkipSerializer, responses=QueueSerializer)

@@ -110,6 +110,14 @@ def take_items(campaign: Campaign, annotator, depth: int = QUEUE_DEPTH) -> list[
     queue = open_queue(campaign, annotator)
     if len(queue) >= depth:  # the common case: no lock taken
         return queue
+    return top_up(campaign, annotator, depth)
+
+
+def top_up(campaign: Campaign, annotator, depth: int = QUEUE_DEPTH) -> list[Assignment]:
+    """take_items without its first, lock-free look at the queue: for a caller that knows the queue
+    is short (a vote just took an item out of it)."""
+    if campaign.status != Campaign.Status.OPEN:
+        return []
     full: set[int] = set()
     queue = None
     while queue is None or len(queue) < depth:
