@@ -1,10 +1,21 @@
-"""Building notebooks for tests the way a user would: corpus → tokenizer → pretrain cells."""
+"""Building notebooks for tests the way a user would: corpus → tokenizer → pretrain cells, and the
+models a team brings."""
 
+import shutil
 from pathlib import Path
 
 from lab.datasets.actions import create_dataset_from_path
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.models import Run
+
+
+def brought_model(folder: Path, data_dir: Path, name: str) -> Path:
+    """A fixture's model folder copied into the test's data dir, without its training state, as a team
+    would bring one (registering keeps the path as given, so it must live where the test cleans up)."""
+    target = data_dir / "brought" / name
+    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("optimizer.pt", "trainer_state.json"))
+    return target
+
 
 # Small enough for CPU in a few seconds, big enough that the loss falls clearly.
 FAST_PRETRAIN = {

@@ -222,11 +222,11 @@ def test_packed_rows_go_through_the_model_one_at_a_time(base_model: Path, tmp_pa
     """trl's padding-free collator would join a batch's packed rows into one sequence, whose attention
     (sdpa, no varlen kernel) costs (rows * max_length)^2: each row is a pass of its own instead, and
     the optimizer step still sees batch_size * grad_accum rows. Eval batches stay batch_size wide."""
-    cfg = sft_config(base_model, subset(SFT_MESSAGES, 40, tmp_path), tmp_path / "run", packing=True, batch_size=4,
-                     grad_accum=2)
+    data = subset(SFT_MESSAGES, 40, tmp_path)
+    cfg = sft_config(base_model, data, tmp_path / "run", packing=True, batch_size=4, grad_accum=2)
     args = prepare(cfg, FakeReporter()).trainer.args
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (1, 8)
     assert args.per_device_eval_batch_size == 4
-    padded = prepare(sft_config(base_model, subset(SFT_MESSAGES, 40, tmp_path), tmp_path / "padded", batch_size=4,
-                                grad_accum=2), FakeReporter()).trainer.args
+    padded = prepare(sft_config(base_model, data, tmp_path / "padded", batch_size=4, grad_accum=2),
+                     FakeReporter()).trainer.args
     assert (padded.per_device_train_batch_size, padded.gradient_accumulation_steps) == (4, 2)

@@ -3,7 +3,6 @@ LoRA, both models answer the same prompts, and the pairs become a human-feedback
 classification cell trains on SMS spam and classifies typed text on an inference worker."""
 
 import json
-import shutil
 from html import unescape
 
 import pytest
@@ -16,7 +15,7 @@ from lab.queues import INFERENCE_QUEUE
 from lab.runs.actions import start_cell_run
 from lab.runs.base_models import register_model_folder
 from lab.runs.models import Artifact, Status
-from tests.builders import run_status
+from tests.builders import brought_model, run_status
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -30,15 +29,8 @@ def _finish(cell, user, timeout=240):
     return run
 
 
-def _own_copy(folder, data_dir, name):
-    """The fixture's model folder inside this test's data dir (registering keeps the path as given)."""
-    target = data_dir / "brought" / name
-    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("optimizer.pt", "trainer_state.json"))
-    return target
-
-
 def test_sft_with_lora_then_both_models_answer_and_people_judge(cast, sample_data, processes, data_dir, base_model):
-    brought = register_model_folder(cast.team, _own_copy(base_model, data_dir, "chat-base"), "chat base", cast.alice)
+    brought = register_model_folder(cast.team, brought_model(base_model, data_dir, "chat-base"), "chat base", cast.alice)
     sft_data = create_dataset_from_path(cast.team, cast.alice, sample_data["sft/dolly-2k.messages.jsonl"], name="dolly")
     notebook = Notebook.objects.create(team=cast.team, title="chat", created_by=cast.alice)
     model = Cell.objects.create(notebook=notebook, position=0, kind=Cell.Kind.MODEL, config={"model": brought.pk})
@@ -86,7 +78,7 @@ def test_sft_with_lora_then_both_models_answer_and_people_judge(cast, sample_dat
 
 
 def test_a_classifier_trains_on_a_worker_and_classifies_typed_text(cast, processes, data_dir, small_base_model, sms_spam_subset):
-    brought = register_model_folder(cast.team, _own_copy(small_base_model, data_dir, "small"), "small base", cast.alice)
+    brought = register_model_folder(cast.team, brought_model(small_base_model, data_dir, "small"), "small base", cast.alice)
     sms = create_dataset_from_path(cast.team, cast.alice, sms_spam_subset, name="sms spam")
     notebook = Notebook.objects.create(team=cast.team, title="spam", created_by=cast.alice)
     model = Cell.objects.create(notebook=notebook, position=0, kind=Cell.Kind.MODEL, config={"model": brought.pk})

@@ -3,7 +3,6 @@ it, and another worker resumes it from its last `checkpoint-N/` (trl's Trainer s
 scheduler, RNG and data position), in the same run and event sequence."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from lab.notebooks.models import Cell, Notebook
 from lab.runs.actions import start_cell_run
 from lab.runs.base_models import register_model_folder
 from lab.runs.models import Artifact, Run, Status
-from tests.builders import run_status, seqs
+from tests.builders import brought_model, run_status, seqs
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -39,9 +38,8 @@ def _metrics_by_attempt(run: Run, lost_seq: int) -> tuple[dict[int, dict], dict[
 def test_a_killed_workers_sft_run_is_marked_lost_and_resumes_from_its_checkpoint(
     cast, sample_data, processes, data_dir, base_model
 ):
-    folder = data_dir / "brought" / "chat-base"
-    shutil.copytree(base_model, folder, ignore=shutil.ignore_patterns("optimizer.pt", "trainer_state.json"))
-    brought = register_model_folder(cast.team, folder, "chat base", cast.alice)
+    brought = register_model_folder(cast.team, brought_model(base_model, data_dir, "chat-base"), "chat base",
+                                    cast.alice)
     sft_data = create_dataset_from_path(cast.team, cast.alice, sample_data["sft/dolly-2k.messages.jsonl"], name="dolly")
     notebook = Notebook.objects.create(team=cast.team, title="chat", created_by=cast.alice)
     model = Cell.objects.create(notebook=notebook, position=0, kind=Cell.Kind.MODEL, config={"model": brought.pk})
