@@ -7,7 +7,9 @@ concurrency is in assignment.py; the invariants the database itself holds are th
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
 from lab.accounts.models import Team
 
@@ -75,10 +77,14 @@ class ComparisonItem(models.Model):
     artifact_a = models.ForeignKey("runs.Artifact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     artifact_b = models.ForeignKey("runs.Artifact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     gold = models.CharField(max_length=10, choices=Label.choices, blank=True, help_text="The known answer, if any.")
+    vote_count = models.PositiveIntegerField(default=0, editable=False, help_text="How many votes the item has.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["pk"]
+        # The search for an item to hand out walks a campaign's items in order and passes the ones
+        # with `overlap` votes on the count kept here, without counting their assignments.
+        indexes = [models.Index(fields=["campaign", "id"], name="item_in_campaign_order")]
 
     def __str__(self) -> str:
         return f"item {self.pk} of {self.campaign_id}"
@@ -150,3 +156,10 @@ class Vote(models.Model):
         if self.label not in DECISIVE:
             return None
         return self.label == self.shown_left
+
+
+@receiver(post_delete, sender=Vote)
+def _vote_deleted(sender, instance: Vote, **kwargs) -> None:
+    """A vote deleted (with its annotator's account) gives its place on the item back.
+    record_vote counts the votes up."""
+    ComparisonItem.objects.filter(pk=instance.item_id).update(vote_count=F("vote_count") - 1)

@@ -2,11 +2,14 @@
 canonical votes, and refusals that store nothing."""
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
+from lab.feedback import assignment as assignment_module
+from lab.feedback.actions import ANALYZE_AFTER, add_items
 from lab.feedback.assignment import NoLongerHeld, NotAssigned, record_vote, skip_item, take_items
 from lab.feedback.models import Assignment, Vote
-from tests.feedback.builders import campaign_with_items
+from tests.feedback.builders import campaign_with_items, pair
 
 pytestmark = pytest.mark.django_db
 
@@ -99,3 +102,47 @@ def test_it_refuses_a_vote_on_an_item_not_assigned_and_stores_nothing(cast):
         with pytest.raises(NotAssigned):
             record_vote(campaign, cast.bob, item_id, "left")
     assert Vote.objects.count() == 0
+
+
+def test_it_keeps_each_items_vote_count_and_a_deleted_account_gives_its_place_back(cast):
+    campaign = campaign_with_items(cast.team, cast.alice, [cast.alice, cast.bob, cast.carol], n_items=1, overlap=2)
+    item = campaign.items.get()
+    for user in (cast.bob, cast.carol):
+        assert [a.item_id for a in take_items(campaign, user)] == [item.pk]
+        record_vote(campaign, user, item.pk, "left")
+    item.refresh_from_db()
+    assert item.vote_count == 2 and take_items(campaign, cast.alice) == []  # full
+
+    cast.bob.delete()
+
+    item.refresh_from_db()
+    assert item.vote_count == 1
+    assert [a.item_id for a in take_items(campaign, cast.alice)] == [item.pk]
+
+
+def test_it_finds_a_free_item_past_a_window_of_ones_it_may_not_take(cast, monkeypatch):
+    monkeypatch.setattr(assignment_module, "WINDOW", 2)
+    campaign = campaign_with_items(cast.team, cast.alice, [cast.alice, cast.bob, cast.carol], n_items=5, overlap=3)
+    first_four = list(campaign.items.values_list("pk", flat=True))[:4]
+    for _ in range(2):  # bob judges the first four: still open for others, closed to him
+        for assignment in take_items(campaign, cast.bob):
+            record_vote(campaign, cast.bob, assignment.item_id, "left")
+    assert sorted(Vote.objects.filter(annotator=cast.bob).values_list("item_id", flat=True)) == first_four
+
+    assert [a.item_id for a in take_items(campaign, cast.bob)] == [campaign.items.last().pk]
+
+
+def test_it_renews_the_databases_statistics_of_items_after_a_bulk_add(cast):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    campaign = campaign_with_items(cast.team, cast.alice, [cast.bob], n_items=1)
+
+    def estimated_items() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'feedback_comparisonitem'")
+            return cursor.fetchone()[0]
+
+    before = estimated_items()
+    add_items(campaign, [pair(n) for n in range(ANALYZE_AFTER)])
+
+    assert before < ANALYZE_AFTER <= estimated_items()  # the planner knows the campaign is not a handful

@@ -62,6 +62,7 @@ def test_it_holds_its_invariants_with_20_annotators_at_once(cast):
     assert sorted(votes) == sorted(stored)  # every vote acknowledged is stored, and nothing else
     assert len(votes) == ITEMS * OVERLAP  # every item filled to its overlap, none beyond
     assert Counter(item for _, item in votes) == {item: OVERLAP for item in campaign.items.values_list("pk", flat=True)}
+    assert set(campaign.items.values_list("vote_count", flat=True)) == {OVERLAP}  # the count kept under the lock
     assert len(set(votes)) == len(votes)
     held = Assignment.objects.filter(item__campaign=campaign).values("item").annotate(n=Count("pk"))
     assert max(row["n"] for row in held) <= OVERLAP
