@@ -1,9 +1,10 @@
 from django.urls import path
 
-from lab.feedback.consumers import CampaignConsumer
+from lab.feedback.consumers import AnnotatorConsumer, CampaignConsumer
 from lab.runs.consumers import RunConsumer
 
 websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
     path("ws/campaigns/<int:campaign_id>/", CampaignConsumer.as_asgi()),
+    path("ws/campaigns/<int:campaign_id>/annotate/", AnnotatorConsumer.as_asgi()),
 ]

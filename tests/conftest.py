@@ -96,8 +96,9 @@ class Processes:
             args += ["-B", "--schedule", str(self.log_dir / f"{name}-beat-schedule")]
         return self.start(name, args, ready=lambda p: b" ready." in p.log_path.read_bytes())
 
-    def web(self) -> str:
-        port = _free_port()
+    def web(self, port: int | None = None) -> str:
+        """Daphne on a free port, or on `port` (to start it again where pages know it)."""
+        port = port or _free_port()
         self.start("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "lab.asgi:application"],
                    ready=lambda p: _port_open(port))
         return f"http://127.0.0.1:{port}"

@@ -10,6 +10,8 @@
     POST   /api/campaigns/<id>/skip/            annotators: {"item"} -> your queue
     GET    /api/campaigns/<id>/stats/           progress, agreement, position bias, the leaderboard
     POST   /api/campaigns/<id>/export/          {"both_bad"?: drop|unpaired, "min_votes"?} -> the dataset
+
+next, vote and skip answer as the annotator page's websocket does (lab/feedback/judging.py).
 """
 
 from django.contrib.auth import get_user_model
@@ -23,7 +25,7 @@ from rest_framework.response import Response
 
 from lab import access
 from lab.api.serializers import DatasetSerializer
-from lab.feedback import actions, assignment
+from lab.feedback import actions, judging
 from lab.feedback.access import (
     campaigns_for_user,
     campaigns_to_annotate,
@@ -33,7 +35,8 @@ from lab.feedback.access import (
 from lab.feedback.dashboard import campaign_stats
 from lab.feedback.export import BOTH_BAD_POLICIES, NothingToExport, export_campaign
 from lab.feedback.items import ItemErrors, read_pairs_jsonl
-from lab.feedback.models import Campaign, Strength
+from lab.feedback.judging import SkipSerializer, VoteSerializer
+from lab.feedback.models import Campaign
 from lab.runs.models import Run
 
 
@@ -63,27 +66,7 @@ class QueueItemSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-def queue_payload(queue: list) -> list[dict]:
-    """The annotator's view of their assignments: the two responses by side, nothing else."""
-    return [{"item": a.item.pk, "prompt": a.item.prompt,
-             "left": getattr(a.item, f"response_{a.shown_order[0]}"),
-             "right": getattr(a.item, f"response_{a.shown_order[1]}"),
-             "expires_at": a.expires_at} for a in queue]
-
-
 QueueSerializer = inline_serializer("Queue", {"queue": QueueItemSerializer(many=True), "done": serializers.IntegerField()})
-
-
-class VoteSerializer(serializers.Serializer):
-    item = serializers.IntegerField()
-    choice = serializers.ChoiceField(choices=assignment.CHOICES, help_text="As shown: left, right, tie or both_bad.")
-    strength = serializers.ChoiceField(choices=Strength.choices, required=False, allow_blank=True)
-    rationale = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    seconds = serializers.FloatField(required=False, min_value=0, default=0.0)
-
-
-class SkipSerializer(serializers.Serializer):
-    item = serializers.IntegerField()
 
 
 class ExportSerializer(serializers.Serializer):
@@ -156,49 +139,26 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             return item_errors_response(e)
         return Response({"added": added}, status=status.HTTP_201_CREATED)
 
-    def _queue(self, campaign, *, after_vote: bool = False) -> dict:
-        take = assignment.top_up if after_vote else assignment.take_items
-        queue = take(campaign, self.request.user)
-        return {"queue": queue_payload(queue), "done": assignment.done_count(campaign, self.request.user)}
-
     @extend_schema(responses=QueueSerializer)
     @action(detail=True, methods=["get"])
     def next(self, request, pk=None):
-        return Response(self._queue(self._annotated()))
+        return self._reply(judging.next_items(self._annotated(), request.user))
 
     @extend_schema(request=VoteSerializer, responses={201: inline_serializer(
         "VoteDone", {"duplicate": serializers.BooleanField(), "vote": serializers.IntegerField(),
                      "queue": QueueItemSerializer(many=True), "done": serializers.IntegerField()})})
     @action(detail=True, methods=["post"])
     def vote(self, request, pk=None):
-        campaign = self._annotated()
-        data = VoteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        try:
-            result = assignment.record_vote(campaign, request.user, v["item"], v["choice"], strength=v.get("strength", ""),
-                                            rationale=v.get("rationale", ""), seconds=v["seconds"])
-        except assignment.NotAssigned:
-            raise NotFound("this item is not in your queue") from None
-        except (assignment.NoLongerHeld, assignment.CampaignClosed) as e:
-            return Response({"error": _refusal(e), **self._queue(campaign)}, status=status.HTTP_409_CONFLICT)
-        except ValueError as e:
-            raise ValidationError({"choice": [str(e)]}) from None
-        return Response({"duplicate": result.duplicate, "vote": result.vote.pk,
-                         **self._queue(campaign, after_vote=not result.duplicate)},
-                        status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
+        return self._reply(judging.vote(self._annotated(), request.user, request.data))
 
     @extend_schema(request=SkipSerializer, responses=QueueSerializer)
     @action(detail=True, methods=["post"])
     def skip(self, request, pk=None):
-        campaign = self._annotated()
-        data = SkipSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            assignment.skip_item(campaign, request.user, data.validated_data["item"])
-        except assignment.NotAssigned:
-            raise NotFound("this item is not in your queue") from None
-        return Response(self._queue(campaign))
+        return self._reply(judging.skip(self._annotated(), request.user, request.data))
+
+    @staticmethod
+    def _reply(reply: judging.Reply) -> Response:
+        return Response(reply.body, status=reply.status)
 
     @extend_schema(responses={200: {"type": "object"}})
     @action(detail=True, methods=["get"])
@@ -222,8 +182,3 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
                          "pairs": result.pairs, "dropped": result.dropped, "bad_labels": result.bad_rows},
                         status=status.HTTP_201_CREATED)
 
-
-def _refusal(e: Exception) -> str:
-    if isinstance(e, assignment.CampaignClosed):
-        return "the campaign is closed"
-    return "this item waited too long and went to other annotators"

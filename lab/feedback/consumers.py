@@ -1,14 +1,32 @@
-"""The campaign dashboard's websocket: authenticate, check access, join the campaign's group, send
-the statistics now and again whenever votes or items change (at most every REFRESH_SECONDS)."""
+"""A campaign's two websockets.
+
+CampaignConsumer, the dashboard's: authenticate, check access, join the campaign's group, send the
+statistics now and again whenever votes or items change (at most every REFRESH_SECONDS).
+
+AnnotatorConsumer, the annotator page's line to its queue (ws/campaigns/<id>/annotate/). On
+connect it sends the queue, {"queue": [...], "done": n}. The page sends {"action": "vote" | "skip" |
+"next", "ref": any, ...the action's fields, as the REST API takes them}; each message gets one reply,
+in order: {"reply": action, "ref": ref, "status": HTTP status, ...the body the REST API returns}.
+While the annotator's queue is empty (and only then: every vote is announced to the campaign's
+group), a change to the campaign (items added, an item skipped) sends the queue again unasked, so
+new work appears without a reload.
+
+A judgement over the websocket skips what every HTTP request pays (Django's request handling, its
+middleware, authentication): the next item arrives in about half the time (bench/feedback.py).
+Access is still checked on every message, so an annotator taken off the campaign stops at once.
+"""
 
 import asyncio
+import json
 import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404
 
-from lab.feedback.access import get_campaign_for_user
+from lab.feedback import judging
+from lab.feedback.access import get_campaign_for_annotator, get_campaign_for_user
 from lab.feedback.dashboard import campaign_stats
 from lab.feedback.streaming import group_name
 
@@ -58,3 +76,79 @@ class CampaignConsumer(AsyncJsonWebsocketConsumer):
     def _stats(self) -> dict:
         self.campaign.refresh_from_db()
         return campaign_stats(self.campaign)
+
+
+class AnnotatorConsumer(AsyncJsonWebsocketConsumer):
+    actions = {"vote": judging.vote, "skip": judging.skip, "next": judging.next_items}
+
+    async def connect(self):
+        self.user = self.scope.get("user")
+        self.campaign_id = self.scope["url_route"]["kwargs"]["campaign_id"]
+        try:
+            campaign = await database_sync_to_async(get_campaign_for_annotator)(self.user, self.campaign_id)
+        except Http404:
+            await self.close(code=4404)
+            return
+        self.group = group_name(campaign.pk)
+        self.waiting = False
+        self.refresh: asyncio.Task | None = None
+        await self.accept()
+        await self._act("next", {})
+
+    async def disconnect(self, code):
+        if getattr(self, "waiting", False):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if getattr(self, "refresh", None):
+            self.refresh.cancel()
+
+    @classmethod
+    async def encode_json(cls, content):
+        return json.dumps(content, cls=DjangoJSONEncoder)  # the queue's expiry times, as the REST API writes them
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None
+
+    async def receive_json(self, content, **kwargs):
+        if not isinstance(content, dict) or content.get("action") not in self.actions:
+            await self.send_json({"reply": None, "ref": content.get("ref") if isinstance(content, dict) else None,
+                                  "status": 400, "detail": f"send JSON with an action: {', '.join(self.actions)}"})
+            return
+        await self._act(content["action"], content, ref=content.get("ref"))
+
+    async def _act(self, action: str, data: dict, ref=None):
+        # Not thread-sensitive: annotators' judgements run side by side, each on its own database
+        # connection, instead of queueing for the one thread that sync code shares by default.
+        reply = await database_sync_to_async(self._reply, thread_sensitive=False)(action, data)
+        await self.send_json({"reply": action, "ref": ref, "status": reply.status, **reply.body})
+        if reply is judging.NOT_FOUND:
+            await self.close(code=4404)
+        elif "queue" in reply.body:
+            await self._wait_for_items(not reply.body["queue"])
+
+    def _reply(self, action: str, data: dict) -> judging.Reply:
+        try:  # every message: an annotator taken off the campaign or the team stops here
+            campaign = get_campaign_for_annotator(self.user, self.campaign_id)
+        except Http404:
+            return judging.NOT_FOUND
+        return self.actions[action](campaign, self.user, data)
+
+    async def _wait_for_items(self, waiting: bool):
+        """Hear of the campaign's changes only while there is nothing to judge: every vote is
+        announced to the group, which the annotators at work need not hear."""
+        if waiting != self.waiting:
+            self.waiting = waiting
+            change = self.channel_layer.group_add if waiting else self.channel_layer.group_discard
+            await change(self.group, self.channel_name)
+
+    async def campaign_changed(self, message):
+        if self.waiting and (self.refresh is None or self.refresh.done()):
+            self.refresh = asyncio.create_task(self._refresh())
+
+    async def _refresh(self):
+        await asyncio.sleep(REFRESH_SECONDS)  # a burst of changes: one look
+        if self.waiting:
+            await self._act("next", {})

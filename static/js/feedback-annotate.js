@@ -1,26 +1,61 @@
 // The annotator's queue: the item on screen and the next one, fetched ahead so it shows at once.
 // Keys: 1–4 choose, Enter submits, S skips. The vote is sent as the side pressed (left/right);
-// the server stores it canonically. Requests run one after another, in order.
+// the server stores it canonically. The page talks over its websocket (ws/campaigns/<id>/annotate/):
+// the server sends the queue on connect, answers every message once and in order, and sends the
+// queue again unasked when new items arrive while there is nothing to judge. Messages not yet
+// answered when the line drops are sent again on reconnection (a vote sent twice is stored once).
 (() => {
   const root = document.querySelector("[data-annotate]");
   if (!root) return;
-  const api = root.dataset.api;
   const $ = (role) => root.querySelector(`[data-role=${role}]`);
   const submitButton = root.querySelector("[data-action=submit]");
-  const state = { queue: [], current: null, shownAt: 0, choice: null, done: 0, votes: 0, skips: 0 };
-  // Items answered on this page: a reply to an earlier request may still list them.
+  const state = { queue: [], current: null, shownAt: 0, choice: null, done: 0, votes: 0, skips: 0, connected: false };
+  // Items answered on this page: a reply to an earlier message may still list them.
   const answered = new Set();
+  const pending = []; // { message, resent }: sent, not yet answered, oldest first
   window.__labAnnotate = state;
-  let chain = Promise.resolve();
+  let socket = null;
+  let delay = 500;
+  let lastRef = 0;
 
-  async function call(method, path, body) {
-    const response = await fetch(api + path, {
-      method, credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": root.dataset.csrf },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const data = await response.json().catch(() => ({}));
-    return { status: response.status, data };
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${proto}://${location.host}${root.dataset.socket}`);
+    socket.onopen = () => {
+      delay = 500;
+      state.connected = true;
+      $("connection").hidden = true;
+      for (const entry of pending) { entry.resent = true; socket.send(JSON.stringify(entry.message)); }
+    };
+    socket.onmessage = (event) => receive(JSON.parse(event.data));
+    socket.onclose = (event) => {
+      state.connected = false;
+      if (event.code === 4404) { fail("You are not an annotator of this campaign (any more)."); return; }
+      $("connection").hidden = false;
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 10000);
+    };
+  }
+
+  function send(message) {
+    message.ref = ++lastRef;
+    pending.push({ message, resent: false });
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  }
+
+  function receive(data) {
+    const at = data.ref == null ? -1 : pending.findIndex((p) => p.message.ref === data.ref);
+    const entry = at < 0 ? null : pending.splice(at, 1)[0];
+    const ok = data.status === 200 || data.status === 201;
+    if (data.reply === "vote" && data.status === 201) state.votes += 1;
+    if (data.reply === "skip" && ok) state.skips += 1;
+    if (ok || data.status === 409) {
+      if (data.status === 409) flash(data.error);
+      accept(data);
+    } else if (!(entry && entry.resent && data.status === 404)) { // a resent skip may have been done already
+      fail(data.detail || data.error || Object.values(data).flat().find((v) => typeof v === "string")
+           || `the server refused (${data.status})`);
+    }
   }
 
   function show(entry) {
@@ -56,10 +91,6 @@
     return state.queue[at + 1];
   }
 
-  function enqueue(work) {
-    chain = chain.then(work).catch((err) => { $("error").hidden = false; $("error").textContent = String(err); });
-  }
-
   function choose(choice) {
     if (!state.current) return;
     state.choice = choice;
@@ -72,30 +103,20 @@
   function submit() {
     if (!state.current || !state.choice) return;
     const strength = root.querySelector("input[name=strength]:checked");
-    const body = {
-      item: state.current.item, choice: state.choice,
+    const vote = {
+      action: "vote", item: state.current.item, choice: state.choice,
       strength: (state.choice === "left" || state.choice === "right") && strength ? strength.value : "",
       rationale: $("rationale").value, seconds: (performance.now() - state.shownAt) / 1000,
     };
     advance();
-    enqueue(async () => {
-      const { status, data } = await call("POST", "vote/", body);
-      if (status === 201 || status === 200) { state.votes += status === 201 ? 1 : 0; accept(data); }
-      else if (status === 409) { flash(data.error); accept(data); }
-      else throw new Error(data.detail || data.error || `the vote was not stored (${status})`);
-    });
+    send(vote);
   }
 
   function skip() {
     if (!state.current) return;
     const item = state.current.item;
     advance();
-    enqueue(async () => {
-      const { status, data } = await call("POST", "skip/", { item });
-      if (status !== 200) throw new Error(data.detail || `could not skip (${status})`);
-      state.skips += 1;
-      accept(data);
-    });
+    send({ action: "skip", item });
   }
 
   // Show the item fetched ahead right away; the reply brings the one after it.
@@ -105,6 +126,11 @@
     state.queue = state.queue.filter((q) => q.item !== state.current.item);
     show(next);
     if (!next) $("empty").hidden = true;
+  }
+
+  function fail(message) {
+    $("error").hidden = false;
+    $("error").textContent = message;
   }
 
   function flash(message) {
@@ -128,9 +154,5 @@
     else if (e.key === "s" || e.key === "S") { e.preventDefault(); skip(); }
   });
 
-  enqueue(async () => {
-    const { status, data } = await call("GET", "next/");
-    if (status !== 200) throw new Error(data.detail || `could not load the queue (${status})`);
-    accept(data);
-  });
+  connect();
 })();

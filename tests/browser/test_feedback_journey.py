@@ -1,15 +1,17 @@
 """Two annotators judge with the keyboard in two browser contexts while the owner's dashboard
-updates live over its websocket, without a reload — against the real web server (Daphne) and Redis."""
+updates live over its websocket, without a reload, and an item added while an annotator waits comes
+to their page — against the real web server (Daphne) and Redis."""
 
 import os
 import shutil
 
 import pytest
 
+from lab.feedback.actions import add_items
 from lab.feedback.models import Vote
 from tests.browser.pages import log_in
 from tests.conftest import PASSWORD
-from tests.feedback.builders import campaign_with_items
+from tests.feedback.builders import campaign_with_items, pair
 
 pytestmark = [pytest.mark.browser]
 
@@ -53,6 +55,9 @@ def test_it_takes_keyboard_judgements_and_updates_the_dashboard_live(cast, proce
     dashboard.wait_for_function("window.__labCampaign.votes === 5", timeout=15_000)
     pages["bob"].locator("[data-role=empty]:not([hidden])").wait_for(timeout=10_000)
 
+    add_items(campaign, [pair(7)])  # bob ran dry: the new item comes to his open page, no reload
+    pages["bob"].locator("[data-role=item]:not([hidden])").wait_for(timeout=10_000)
+    assert pages["bob"].locator("[data-role=prompt]").inner_text() == pair(7)["prompt"]
     assert Vote.objects.filter(item__campaign=campaign).count() == 5
     assert dashboard.locator("[data-role=votes]").inner_text() == "5"
     assert dashboard.locator("[data-role=annotators] tr").count() == 2
@@ -63,3 +68,24 @@ def test_it_takes_keyboard_judgements_and_updates_the_dashboard_live(cast, proce
         for name in ("annotator.png", "dashboard.png"):
             shutil.copy(tmp_path / name, os.path.join(os.environ["LAB_SCREENSHOT_DIR"], f"feedback-{name}"))
     assert not errors, errors
+
+
+def test_it_keeps_judgements_made_while_the_server_is_down(cast, processes, browser):
+    campaign = campaign_with_items(cast.team, cast.alice, [cast.bob], n_items=3, overlap=1)
+    base_url = processes.web()
+    page = browser.new_context().new_page()
+    log_in(page, base_url, "bob", PASSWORD, lands_on="/campaigns/")
+    page.goto(f"{base_url}/campaigns/{campaign.pk}/annotate/")
+    page.wait_for_function("window.__labAnnotate.connected && window.__labAnnotate.current")
+    web = next(p for p in processes.procs if p.args[2] == "daphne")
+
+    processes.kill(web)
+    page.locator("[data-role=connection]:not([hidden])").wait_for(timeout=10_000)
+    _judge_with_keys(page, ["1", "2"])  # the two items the page holds: shown at once, votes kept
+    assert Vote.objects.count() == 0
+    processes.web(port=int(base_url.rsplit(":", 1)[1]))
+
+    page.wait_for_function("window.__labAnnotate.votes === 2", timeout=20_000)
+    assert page.locator("[data-role=connection]").is_hidden()
+    assert Vote.objects.filter(annotator=cast.bob).count() == 2
+    assert page.locator("[data-role=prompt]").inner_text() == campaign.items.last().prompt

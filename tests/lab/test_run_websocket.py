@@ -3,20 +3,13 @@
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from lab.asgi import application
 from lab.runs.models import Run
 from lab.runs.streaming import publish
+from tests.sockets import ANONYMOUS_HEADERS, session_headers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-def _session_headers(user) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    cookie = f"sessionid={client.cookies['sessionid'].value}"
-    return [(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")]
 
 
 def _make_run(team, n_events: int) -> Run:
@@ -27,7 +20,7 @@ def _make_run(team, n_events: int) -> Run:
 
 
 async def _connect(user, run_id, after=0):
-    headers = await sync_to_async(_session_headers)(user) if user else [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    headers = await sync_to_async(session_headers)(user) if user else ANONYMOUS_HEADERS
     communicator = WebsocketCommunicator(application, f"/ws/runs/{run_id}/?after={after}", headers=headers)
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code
@@ -43,7 +36,7 @@ async def test_it_rejects_anonymous_and_outsiders(cast):
 
 async def test_it_rejects_a_foreign_origin(cast):
     run = await sync_to_async(_make_run)(cast.team, 1)
-    headers = [h for h in await sync_to_async(_session_headers)(cast.alice) if h[0] != b"origin"]
+    headers = [h for h in await sync_to_async(session_headers)(cast.alice) if h[0] != b"origin"]
     communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers + [(b"origin", b"http://evil.example")])
     connected, _ = await communicator.connect(timeout=5)
     assert not connected
