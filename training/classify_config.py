@@ -109,7 +109,7 @@ class ClassifyConfig(_Config):
 
     def _check_inputs(self) -> None:
         """The files exist and fit: a classification dataset, a model that serves `max_length`."""
-        info = inspect_model_for_length(self.base_model, self.max_length)
+        inspect_model_for_length(self.base_model, self.max_length)
         require_dataset_file("dataset_path", self.dataset_path)
         require_kind(self.dataset_path, self.dataset_format, "classification", "classify")
         if self.resume_from is not None:
