@@ -9,7 +9,8 @@ connect it sends the queue, {"queue": [...], "done": n}. The page sends {"action
 in order: {"reply": action, "ref": ref, "status": HTTP status, ...the body the REST API returns}.
 While the annotator's queue is empty (and only then: every vote is announced to the campaign's
 group), a change to the campaign (items added, an item skipped) sends the queue again unasked, so
-new work appears without a reload.
+new work appears without a reload; so does an abandoned item's place coming free (looked for every
+WAITING_LOOK_SECONDS).
 
 A judgement over the websocket skips what every HTTP request pays (Django's request handling, its
 middleware, authentication): the next item arrives in about half the time (bench/feedback.py).
@@ -31,6 +32,7 @@ from lab.feedback.dashboard import campaign_stats
 from lab.feedback.streaming import group_name
 
 REFRESH_SECONDS = 0.5
+WAITING_LOOK_SECONDS = 30.0
 
 
 class CampaignConsumer(AsyncJsonWebsocketConsumer):
@@ -91,15 +93,16 @@ class AnnotatorConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = group_name(campaign.pk)
         self.waiting = False
-        self.refresh: asyncio.Task | None = None
+        self.look: asyncio.Task | None = None
+        self.look_at = 0.0
         await self.accept()
         await self._act("next", {})
 
     async def disconnect(self, code):
         if getattr(self, "waiting", False):
             await self.channel_layer.group_discard(self.group, self.channel_name)
-        if getattr(self, "refresh", None):
-            self.refresh.cancel()
+        if getattr(self, "look", None):
+            self.look.cancel()
 
     @classmethod
     async def encode_json(cls, content):
@@ -138,17 +141,31 @@ class AnnotatorConsumer(AsyncJsonWebsocketConsumer):
 
     async def _wait_for_items(self, waiting: bool):
         """Hear of the campaign's changes only while there is nothing to judge: every vote is
-        announced to the group, which the annotators at work need not hear."""
+        announced to the group, which the annotators at work need not hear. A place given back by
+        an abandoned item is no event: while waiting, look again every WAITING_LOOK_SECONDS."""
         if waiting != self.waiting:
             self.waiting = waiting
             change = self.channel_layer.group_add if waiting else self.channel_layer.group_discard
             await change(self.group, self.channel_name)
+        if waiting:
+            self._look_again(WAITING_LOOK_SECONDS)
 
     async def campaign_changed(self, message):
-        if self.waiting and (self.refresh is None or self.refresh.done()):
-            self.refresh = asyncio.create_task(self._refresh())
+        if self.waiting:
+            self._look_again(REFRESH_SECONDS)  # a burst of changes: one look
 
-    async def _refresh(self):
-        await asyncio.sleep(REFRESH_SECONDS)  # a burst of changes: one look
+    def _look_again(self, after: float):
+        """Ask for the queue in `after` seconds, unless a look comes sooner already."""
+        at = time.monotonic() + after
+        if self.look is not None and not self.look.done():
+            if self.look_at <= at:
+                return
+            self.look.cancel()
+        self.look_at = at
+        self.look = asyncio.create_task(self._look(after))
+
+    async def _look(self, after: float):
+        await asyncio.sleep(after)
+        self.look = None
         if self.waiting:
             await self._act("next", {})

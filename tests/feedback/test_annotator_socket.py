@@ -1,14 +1,17 @@
 """The annotator page's websocket against the real Redis channel layer: the queue on connect, votes
 and skips answered in order with their refs, refusals that store nothing, an annotator taken off the
-campaign stopped mid-session, and new items pushed to an annotator who ran dry."""
+campaign stopped mid-session, and new items and freed places pushed to an annotator who ran dry."""
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 
 from lab.asgi import application
+from lab.feedback import consumers
 from lab.feedback.actions import add_items, set_annotators
-from lab.feedback.models import Vote
+from lab.feedback.assignment import take_items
+from lab.feedback.models import Assignment, Vote
 from tests.feedback.builders import campaign_with_items, pair
 from tests.sockets import ANONYMOUS_HEADERS, session_headers
 
@@ -118,4 +121,22 @@ async def test_it_sends_new_items_to_an_annotator_who_ran_dry(cast):
 
     assert (pushed["reply"], pushed["ref"], pushed["status"], pushed["done"]) == ("next", None, 200, 1)
     assert [q["prompt"] for q in pushed["queue"]] == [pair(41)["prompt"], pair(42)["prompt"]]
+    await socket.disconnect()
+
+
+async def test_it_sends_a_waiting_annotator_the_place_an_abandoned_item_gives_back(cast, monkeypatch):
+    monkeypatch.setattr(consumers, "WAITING_LOOK_SECONDS", 0.3)
+    campaign = await sync_to_async(campaign_with_items)(cast.team, cast.alice, [cast.alice, cast.bob], n_items=1,
+                                                         overlap=1)
+    [taken] = await sync_to_async(take_items)(campaign, cast.alice)
+    socket, _ = await _connect(cast.bob, campaign.pk)
+    assert (await socket.receive_json_from(timeout=5))["queue"] == []
+
+    await sync_to_async(Assignment.objects.filter(pk=taken.pk).update)(
+        expires_at=timezone.now() - timezone.timedelta(seconds=1))  # alice walked away
+    pushed = await socket.receive_json_from(timeout=5)
+    while not pushed["queue"]:  # a look may have come before the place was free
+        pushed = await socket.receive_json_from(timeout=5)
+
+    assert [q["item"] for q in pushed["queue"]] == [taken.item_id]
     await socket.disconnect()
