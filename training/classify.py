@@ -1,8 +1,9 @@
 """The classify stage: a base model gets a classification head and learns a classification dataset.
 
 Shape: `run_classify` reads the data, splits it, loads the model (full or LoRA) and hands it to
-transformers' `Trainer`; `ReportingCallback` turns the Trainer's logs, evaluations and saves into the
-lab's events and turns a stop request into a clean stop with a checkpoint. The final evaluation
+transformers' `Trainer`; `ReporterCallback` (training/trainer_events.py, as for sft) turns the
+Trainer's logs, evaluations and saves into the lab's events and turns a stop request into a clean
+stop with a checkpoint. The final evaluation
 (accuracy, macro-F1, per-class scores, confusion matrix, majority baseline) is computed with
 training.metrics and travels in the `artifact` event and the `succeeded` summary.
 """
@@ -10,10 +11,8 @@ training.metrics and travels in the `artifact` event and the `succeeded` summary
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,6 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Trainer,
-    TrainerCallback,
-    TrainerControl,
-    TrainerState,
     TrainingArguments,
     set_seed,
 )
@@ -45,6 +41,7 @@ from training.dataset_files import read_records
 from training.events import Reporter
 from training.metrics import classification_report, majority_baseline
 from training.pretrain import pick_device
+from training.trainer_events import ReporterCallback
 
 MERGED_DIR = "merged"
 
@@ -87,7 +84,23 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter) -> Path | None:
     val_set = encode(tokenizer, examples, examples.val, cfg.max_length)
 
     evaluation = EvalRecord()
-    callback = ReportingCallback(reporter, cfg.max_steps, on_cuda=device.type == "cuda")
+    n_params = sum(p.numel() for p in model.parameters())
+    callback = ReporterCallback(
+        reporter,
+        summary={
+            "task": "classification",
+            "method": cfg.method,
+            "params": n_params,
+            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "labels": examples.labels,
+            "train_examples": len(examples.train),
+            "val_examples": len(examples.val),
+            "device": device.type,
+            "precision": cfg.precision,
+        },
+        on_cuda=device.type == "cuda",
+        eval_values=classification_eval,
+    )
     trainer = Trainer(
         model=model,
         args=training_arguments(cfg, device),
@@ -101,24 +114,6 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter) -> Path | None:
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the events carry them
     start_step = _saved_step(resume_dir) if resume_dir else 0
-    n_params = sum(p.numel() for p in model.parameters())
-    reporter.status(
-        "running",
-        total_steps=cfg.max_steps,
-        step=start_step,
-        summary={
-            "task": "classification",
-            "method": cfg.method,
-            "params": n_params,
-            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "labels": examples.labels,
-            "train_examples": len(examples.train),
-            "val_examples": len(examples.val),
-            "device": device.type,
-            "precision": cfg.precision,
-            "resumed_from_step": start_step if resume_dir else None,
-        },
-    )
     if resume_dir:
         reporter.log(f"resuming from {resume_dir} at step {start_step}")
     if reporter.should_stop():
@@ -286,73 +281,8 @@ def metrics_computer(labels: list[str], record: EvalRecord, current_step: Any) -
     return compute
 
 
-class ReportingCallback(TrainerCallback):
-    """The Trainer's progress as lab events; a stop request ends training after the current step
-    with a checkpoint (the Trainer saves it before `on_save`, which reports it)."""
-
-    def __init__(self, reporter: Reporter, max_steps: int, on_cuda: bool = False) -> None:
-        self.reporter = reporter
-        self.max_steps = max_steps
-        self.on_cuda = on_cuda
-        self.stopped = False
-        self.last: dict[str, float] = {}
-        """The latest reported metric values, for the final summary."""
-        self._step_started = 0.0
-        self._train_seconds = 0.0  # inside steps only: eval and saves are not training time
-        self._tokens_at_last_log = 0
-
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        self._tokens_at_last_log = state.num_input_tokens_seen  # restored by a resume
-
-    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        self._step_started = time.perf_counter()
-
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        self._train_seconds += time.perf_counter() - self._step_started
-        if self.reporter.should_stop() and state.global_step < self.max_steps:
-            self.stopped = True
-            control.should_training_stop = True
-            control.should_save = True
-            control.should_log = True
-
-    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-               logs: dict[str, float] | None = None, **kwargs: Any) -> None:
-        if not logs or "loss" not in logs:
-            return  # evaluation logs are reported by on_evaluate
-        tokens = state.num_input_tokens_seen
-        values = {
-            "loss": logs["loss"],
-            "lr": logs["learning_rate"],
-            **({"grad_norm": logs["grad_norm"]} if "grad_norm" in logs else {}),
-            "tokens_per_s": (tokens - self._tokens_at_last_log) / max(self._train_seconds, 1e-9),
-            "tokens": tokens,
-            "progress": state.global_step / self.max_steps,
-        }
-        if self.on_cuda:
-            values["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-            torch.cuda.reset_peak_memory_stats()
-        self._tokens_at_last_log, self._train_seconds = tokens, 0.0
-        self.reporter.metric(state.global_step, values)
-        self.last.update(values)
-        if not math.isfinite(logs["loss"]):
-            raise RuntimeError(
-                f"the loss became {logs['loss']} at step {state.global_step}: training diverged (lower lr)"
-            )
-
-    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                    metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
-        metrics = metrics or {}
-        values = {
-            "val_loss": metrics["eval_loss"],
-            "accuracy": metrics["eval_accuracy"],
-            "macro_f1": metrics["eval_macro_f1"],
-        }
-        self.reporter.metric(state.global_step, values)
-        self.last.update(values)
-
-    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        self.reporter.checkpoint(state.global_step, str(folder.resolve()))
+def classification_eval(metrics: dict[str, float]) -> dict[str, float]:
+    return {"val_loss": metrics["eval_loss"], "accuracy": metrics["eval_accuracy"], "macro_f1": metrics["eval_macro_f1"]}
 
 
 def final_model_folder(cfg: ClassifyConfig, trainer: Trainer, tokenizer: PreTrainedTokenizerBase, step: int) -> Path:

@@ -1,8 +1,10 @@
-"""A transformers `TrainerCallback` that speaks the lab's events (docs/contracts.md).
+"""A transformers `TrainerCallback` that speaks the lab's events (docs/contracts.md), for every
+stage that trains with a Trainer (sft through trl's SFTTrainer, classify).
 
-Trainer logs become `metric` events with the lab's keys, evaluations become eval metrics and
-`sample` events, saves become `checkpoint` events, and a stop request (SIGINT/SIGTERM) ends training
-at the end of the current step with a checkpoint, as the pretrain loop does.
+Trainer logs become `metric` events with the lab's keys, evaluations become eval metrics (and
+`sample` events, given a sampler), saves become `checkpoint` events, and a stop request
+(SIGINT/SIGTERM) ends training at the end of the current step with a checkpoint, as the pretrain
+loop does.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ TOKENS_KEY = "lab_tokens"
 keep: trl counts tokens from 0 again on a resume, the lab's count goes on."""
 Sampler = Callable[[torch.nn.Module], list[tuple[str, str]]]
 """Generates the sample answers with the model being trained: (prompt, answer) pairs."""
+EvalValues = Callable[[dict[str, float]], dict[str, float]]
+"""The lab's metric values of an evaluation, from the Trainer's `eval_*` metrics."""
+
+
+def language_model_eval(metrics: dict[str, float]) -> dict[str, float]:
+    values = {"val_loss": metrics["eval_loss"], "val_ppl": math.exp(min(metrics["eval_loss"], 50.0))}
+    if "eval_mean_token_accuracy" in metrics:
+        values["val_token_accuracy"] = metrics["eval_mean_token_accuracy"]
+    return values
 
 
 def tokens_seen(checkpoint: Path | None) -> int:
@@ -44,9 +55,10 @@ def checkpoint_folder(output_dir: str | Path, step: int) -> Path:
 class ReporterCallback(TrainerCallback):
     """Feeds a Reporter from the Trainer's loop.
 
-    `tokens_offset` is the token count a resumed run had reached (trl counts from 0 again).
-    tokens_per_s counts training time only: the time spent evaluating, sampling and saving after
-    a step is left out, as the pretrain loop leaves it out.
+    Tokens are trl's `num_tokens` plus `tokens_offset`, the count a resumed run had reached (trl
+    counts from 0 again), or else the Trainer's own count (`include_num_input_tokens_seen`, which a
+    resume restores). tokens_per_s counts training time only: the time spent evaluating, sampling
+    and saving after a step is left out, as the pretrain loop leaves it out.
     """
 
     def __init__(
@@ -57,8 +69,10 @@ class ReporterCallback(TrainerCallback):
         checkpoint_every_minutes: float = 0.0,
         tokens_offset: int = 0,
         on_cuda: bool = False,
+        eval_values: EvalValues = language_model_eval,
     ) -> None:
         self.reporter = reporter
+        self.eval_values = eval_values
         self.summary = summary
         self.sampler = sampler
         self.checkpoint_every_s = checkpoint_every_minutes * 60
@@ -110,7 +124,7 @@ class ReporterCallback(TrainerCallback):
         if not logs or "loss" not in logs:
             return  # eval logs (reported by on_evaluate) and the end-of-training summary
         now = time.perf_counter()
-        tokens = self.tokens_offset + logs.get("num_tokens", 0.0)
+        tokens = (self.tokens_offset + logs["num_tokens"]) if "num_tokens" in logs else state.num_input_tokens_seen
         values = {
             "loss": logs["loss"],
             "lr": logs.get("learning_rate", 0.0),
@@ -144,9 +158,7 @@ class ReporterCallback(TrainerCallback):
                     **kwargs: Any):
         self._side_work = True
         if metrics and "eval_loss" in metrics:
-            values = {"val_loss": metrics["eval_loss"], "val_ppl": math.exp(min(metrics["eval_loss"], 50.0))}
-            if "eval_mean_token_accuracy" in metrics:
-                values["val_token_accuracy"] = metrics["eval_mean_token_accuracy"]
+            values = self.eval_values(metrics)
             self.reporter.metric(state.global_step, values)
             self.last.update(values)
         if self.sampler is not None and model is not None:

@@ -13,7 +13,7 @@ from tests.training.helpers import FakeReporter
 from training.classify_config import ClassifyConfig
 from training.config import ConfigError
 
-TRAIN_KEYS = {"loss", "lr", "grad_norm", "tokens_per_s", "tokens", "progress"}
+TRAIN_KEYS = {"loss", "lr", "grad_norm", "tokens_per_s", "tokens", "progress", "epoch"}
 EVAL_KEYS = {"val_loss", "accuracy", "macro_f1"}
 
 
