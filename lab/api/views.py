@@ -161,7 +161,8 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def get_object(self):
         return access.get_artifact_for_user(self.request.user, self.kwargs["pk"])
 
-    @extend_schema(responses={(200, "application/zip"): bytes})
+    @extend_schema(responses={(200, "application/zip"): bytes}, parameters=[OpenApiParameter(
+        "training_state", bool, description="1: a checkpoint's optimizer, scheduler and RNG state too (to resume)")])
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
-        return artifact_response(self.get_object())
+        return artifact_response(self.get_object(), request.query_params.get("training_state") == "1")

@@ -10,6 +10,7 @@ from lab.accounts.models import Team
 from lab.datasets.ingest import IngestError
 from lab.runs.base_models import register_model_folder
 from lab.runs.models import Artifact
+from lab.runs.views import training_state_files
 from training.config import ConfigError
 from training.model_info import inspect_model
 
@@ -65,8 +66,10 @@ def model_detail(request, pk):
         info = inspect_model(artifact.absolute_path)
     except ConfigError as exc:
         problem = exc.message
+    training_state = training_state_files(artifact.absolute_path) if artifact.absolute_path.is_dir() else []
     return render(request, "models/detail.html", {
         "model": artifact, "info": info, "problem": problem,
+        "training_state_bytes": sum(path.stat().st_size for path in training_state),
         "lineage": lineage(artifact), "classification": artifact.metadata.get("task") == "classification",
     })
 

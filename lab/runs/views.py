@@ -85,12 +85,21 @@ class _ZipSink:
         return data
 
 
-def _stream_zip(folder: Path, root_name: str):
+TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "training_args.bin")
+"""What a checkpoint keeps only to go on training here: the optimizer's moments (twice the weights'
+size with AdamW), the schedule, the RNGs, the Trainer's pickled arguments."""
+
+
+def training_state_files(folder: Path) -> list[Path]:
+    return sorted(path for pattern in TRAINING_STATE for path in folder.rglob(pattern) if path.is_file())
+
+
+def _stream_zip(folder: Path, root_name: str, leave_out: list[Path]):
     sink = _ZipSink()
     # Weights do not compress; storing them keeps the download as fast as the disk.
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for path in sorted(folder.rglob("*")):
-            if path.is_file():
+            if path.is_file() and path not in leave_out:
                 with open(path, "rb") as src, archive.open(f"{root_name}/{path.relative_to(folder)}", "w", force_zip64=True) as dst:
                     while block := src.read(1024 * 1024):
                         dst.write(block)
@@ -101,18 +110,21 @@ def _stream_zip(folder: Path, root_name: str):
 
 @login_required
 def artifact_download(request, pk):
-    return artifact_response(get_artifact_for_user(request.user, pk))
+    return artifact_response(get_artifact_for_user(request.user, pk), request.GET.get("training_state") == "1")
 
 
-def artifact_response(artifact: Artifact):
-    """The artifact as a download: a file as is, a checkpoint folder as a streamed zip."""
+def artifact_response(artifact: Artifact, training_state: bool = False):
+    """The artifact as a download: a file as is, a checkpoint folder as a streamed zip. The zip is the
+    model, what `from_pretrained` loads and another lab takes as an upload, with no pickled file in
+    it, unless `training_state` asks for the files that resuming needs as well."""
     path = artifact.absolute_path
     if not path.exists():
         raise Http404("the files of this artifact are gone")
     if path.is_file():
         return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
     name = f"{artifact.kind}-{artifact.pk}-{path.name}"
-    response = StreamingHttpResponse(_stream_zip(path, name), content_type="application/zip")
+    leave_out = [] if training_state else training_state_files(path)
+    response = StreamingHttpResponse(_stream_zip(path, name, leave_out), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
     return response
 

@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
+from lab.runs.base_models import register_model_folder
 from lab.runs.models import Artifact
 
 pytestmark = pytest.mark.django_db
@@ -191,3 +192,34 @@ def test_a_pretrain_cell_with_a_base_model_continues_from_its_weights_and_tokeni
 
     config = training_config(pretrain, resolve_inputs(pretrain), output_dir="/tmp/continue")
     assert config.init_from == str(model_folder) and config.tokenizer_path == str(model_folder / "tokenizer.json")
+
+
+def test_a_downloaded_checkpoint_is_the_model_and_another_team_can_upload_it(cast, model_folder):
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin"):  # a Trainer checkpoint's
+        (model_folder / name).write_bytes(b"pickled training state")
+    model = register_model_folder(cast.team, model_folder, "tuned")
+    api = Client(headers={"Authorization": f"Token {Token.objects.get_or_create(user=cast.alice)[0].key}"})
+
+    def download(query: str = "") -> bytes:
+        response = api.get(f"/api/artifacts/{model.pk}/download/{query}")
+        assert response.status_code == 200
+        return b"".join(response.streaming_content)
+
+    slim_zip = download()
+    slim, whole = zipfile.ZipFile(io.BytesIO(slim_zip)), zipfile.ZipFile(io.BytesIO(download("?training_state=1")))
+    top = f"checkpoint-{model.pk}-{model_folder.name}/"
+    files = sorted(p.name for p in model_folder.iterdir())
+    assert sorted(n.removeprefix(top) for n in whole.namelist()) == files
+    assert sorted(n.removeprefix(top) for n in slim.namelist()) == [
+        f for f in files if f not in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin")]
+    assert slim.read(top + "model.safetensors") == (model_folder / "model.safetensors").read_bytes()
+
+    uploaded = _upload(cast.mallory, "tuned.zip", slim_zip, cast.other_team)
+    assert uploaded.status_code == 201, uploaded.content
+    copy = Artifact.objects.get(pk=uploaded.json()["id"])
+    assert copy.team == cast.other_team and copy.sha256 == model.sha256  # the same weights, in the other lab
+
+    page = Client()
+    page.force_login(cast.alice)
+    html = page.get(f"/models/{model.pk}/").content.decode()
+    assert "?training_state=1" in html and "with its training state" in html
