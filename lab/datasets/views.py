@@ -67,15 +67,25 @@ def dataset_detail(request, pk, edit_form=None, status=200):
     tokenizers = artifacts_for_user(request.user).filter(team=dataset.team, kind=Artifact.Kind.TOKENIZER)
     tokenizer = tokenizers.filter(pk=request.GET.get("tokenizer") or 0).first()
     stats, previews, no_preview = dataset.stats, [], ""
+    shown = _record_on_page(request.GET.get("record"), len(records))
     if tokenizer is not None:
         stats = {**dataset.stats, "tokens": token_counts(dataset, tokenizer)}
         if records:
-            previews, no_preview = training_view(dataset, records[0], tokenizer)
+            previews, no_preview = training_view(dataset, records[shown], tokenizer)
     return render(request, "datasets/detail.html", {
         "dataset": dataset, "page": page, "records": [as_json(r) for r in records], "unreadable": unreadable,
         "stats": stats, "tokenizers": tokenizers, "tokenizer": tokenizer, "previews": previews,
+        "previewed": shown, "previewed_number": page.start_index() + shown,
         "no_preview": no_preview, "edit_form": edit_form or EditDatasetForm(instance=dataset),
     }, status=status)
+
+
+def _record_on_page(asked: str | None, on_page: int) -> int:
+    """Which record of the page the chat preview shows: `?record=` (0 = the page's first), kept in range."""
+    try:
+        return min(max(int(asked or 0), 0), max(on_page - 1, 0))
+    except ValueError:
+        return 0
 
 
 @login_required

@@ -3,6 +3,7 @@ its prompt tokens apart from the assistant tokens that carry the loss; and token
 
 import hashlib
 import html
+import json
 import re
 
 import pytest
@@ -81,3 +82,25 @@ def test_another_teams_tokenizer_is_not_offered_nor_used(cast, sample_data, toke
     body = page.get(f"/datasets/{dataset.pk}/?tokenizer={tokenizer_artifact.pk}").content.decode()
 
     assert "What the model trains on" not in body and "chatml 600" not in body
+
+
+def test_the_page_colours_the_record_chosen_and_keeps_the_tokenizer_across_pages(cast, sample_data, tokenizer_artifact):
+    dataset = create_dataset_from_path(cast.team, cast.alice, sample_data["sft/dolly-2k.messages.jsonl"])
+    page = Client()
+    page.force_login(cast.alice)
+    url = f"/datasets/{dataset.pk}/?tokenizer={tokenizer_artifact.pk}"
+    first = html.unescape(page.get(url).content.decode())
+    size = len(re.findall('data-role="see-as-trained"', first))
+    assert size > 2
+
+    third = html.unescape(page.get(f"{url}&page=2&record=2").content.decode())
+
+    assert f"record {size + 3}, chatml 600" in third  # page 2's third record
+    [(href, label)] = re.findall(r'<a class="record-pick shown" href="([^"]+)"[^>]*>([^<]+)</a>', third)
+    assert label == f"record {size + 3}: see it as trained" and "record=2" in href
+    shown_record = json.loads(re.findall(r'<pre class="preview">(.*?)</pre>', third, re.S)[2])
+    trained = "".join(re.findall(r'class="tok trained"[^>]*>([^<]*)<', third))
+    assert shown_record["messages"][-1]["content"][:40] in trained  # its answer is what is coloured trained
+    assert f'href="?tokenizer={tokenizer_artifact.pk}&page=3"' in third  # next page keeps the tokenizer
+    assert f"record {size}, chatml 600" in html.unescape(page.get(f"{url}&record=999").content.decode())  # the last
+    assert "record 1, chatml 600" in html.unescape(page.get(f"{url}&record=x").content.decode())
