@@ -134,8 +134,7 @@
   }
 
   function flash(message) {
-    $("error").hidden = false;
-    $("error").textContent = message;
+    fail(message);
     setTimeout(() => { $("error").hidden = true; }, 4000);
   }
 
