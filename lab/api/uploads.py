@@ -13,10 +13,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
 from lab import access
+from lab.api.parsers import JSONParser
 from lab.api.serializers import ArtifactSerializer, UploadedDatasetSerializer
 from lab.datasets.models import Dataset, Upload
 from lab.datasets.uploads import (

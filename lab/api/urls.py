@@ -1,9 +1,11 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.routers import DefaultRouter
 
 from lab.api import views
+from lab.api.parsers import JSONParser
 from lab.api.uploads import UploadViewSet
 from lab.feedback.api import CampaignViewSet
 
@@ -17,7 +19,8 @@ router.register("uploads", UploadViewSet, basename="api-upload")
 router.register("campaigns", CampaignViewSet, basename="api-campaign")
 
 urlpatterns = [
-    path("token/", obtain_auth_token, name="api-token"),
+    # DRF's token view names its own parsers; it takes the depth-limited JSON parser like every view.
+    path("token/", ObtainAuthToken.as_view(parser_classes=[JSONParser, FormParser, MultiPartParser]), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     *router.urls,
 ]

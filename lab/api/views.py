@@ -4,11 +4,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from lab import access
 from lab.api import serializers as s
+from lab.api.parsers import JSONParser
 from lab.datasets.actions import create_dataset_from_chunks, delete_dataset
 from lab.datasets.views import dataset_response
 from lab.notebooks.forms import FORMS

@@ -20,10 +20,11 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from lab import access
+from lab.api.parsers import JSONParser
 from lab.api.serializers import DatasetSerializer
 from lab.feedback import actions, judging
 from lab.feedback.access import (

@@ -136,3 +136,21 @@ def test_it_refuses_to_run_a_cell_whose_input_has_no_output(cast, notebook):
     assert response.json() == {"field": "tokenizer_cell", "error": "'BPE' has no output yet: run it first"}
     assert not Run.objects.exists()
     assert json.loads(json.dumps(notebook["pretrain"].config))  # config untouched and still JSON
+
+
+DEEP_JSON = "[" * 50_000 + "]" * 50_000
+
+
+@pytest.mark.parametrize("method, url", [
+    ("post", "/api/token/"),  # logged out: DRF's token view names its own parsers
+    ("post", "/api/notebooks/"),
+    ("post", "/api/uploads/"),
+    ("post", "/api/campaigns/"),
+    ("post", "/api/datasets/"),
+])
+def test_a_deeply_nested_json_body_is_a_400_not_a_recursion_error(cast, method, url):
+    api = Client(headers={"Authorization": f"Token {Token.objects.get_or_create(user=cast.alice)[0].key}"})
+    client = Client() if url == "/api/token/" else api
+    response = getattr(client, method)(url, DEEP_JSON, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested deeper than 64 levels" in response.json()["detail"]
