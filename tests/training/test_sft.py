@@ -137,7 +137,7 @@ def lora_run(base_model: Path, tmp_path_factory) -> dict[str, Any]:  # noqa: F81
     from transformers import AutoModelForCausalLM
 
     tmp = tmp_path_factory.mktemp("sft-lora")
-    cfg = sft_config(base_model, subset(SFT_ALPACA, 240, tmp), tmp / "run", method="lora", lr=3e-2, lora_r=8, eval_every=5,
+    cfg = sft_config(base_model, subset(SFT_ALPACA, 240, tmp), tmp / "run", method="lora", lr=1e-2, lora_r=8, eval_every=5,
                      lora_target_modules=["q_proj", "v_proj", "down_proj"])
     reporter = FakeReporter()
     run = prepare(cfg, reporter)
