@@ -21,8 +21,10 @@ from training import presets
 from training.config_checks import (
     DEVICES,
     ConfigError,
+    check_limits,
     check_optimizer,
     check_warmup,
+    refuse_unknown_keys,
     require_at_least_one,
     require_choice,
     require_folder_or_null,
@@ -50,9 +52,7 @@ class _Config:
         if not isinstance(d, dict):
             raise ConfigError("config", f"must be a JSON object, not {type(d).__name__}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key in d:
-            if key not in fields:
-                raise ConfigError(key, f"unknown key (known keys: {', '.join(fields)})")
+        refuse_unknown_keys(d, list(fields))
         for name, f in fields.items():
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if required and name not in d:
@@ -242,6 +242,7 @@ class TokenizerConfig(_Config):
 
     def __post_init__(self) -> None:
         self._check_types()
+        check_limits(self)
         _check_corpus(self.corpus_path, self.corpus_format)
         if not self.output_dir:
             raise ConfigError("output_dir", "must not be empty")
@@ -362,6 +363,7 @@ class PretrainConfig(_Config):
 
     def __post_init__(self) -> None:
         self._check_types()
+        check_limits(self)
         _check_corpus(self.corpus_path, self.corpus_format)
         for name in ("tokenizer_path", "output_dir"):
             if not getattr(self, name):

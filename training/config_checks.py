@@ -7,6 +7,7 @@ way to reach it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,58 @@ class ConfigError(Exception):
         self.message = message
 
 
+MAX_STEPS = 10_000_000
+MAX_SEQUENCE = 1_048_576
+LIMITS: dict[str, tuple[int | float, str]] = {
+    "max_steps": (MAX_STEPS, "ten million optimizer steps take days even at the tiny model's pace; more is a typo"),
+    "eval_every": (MAX_STEPS, "no run has more steps"),
+    "sample_every": (MAX_STEPS, "no run has more steps"),
+    "checkpoint_every_steps": (MAX_STEPS, "no run has more steps"),
+    "log_every": (MAX_STEPS, "no run has more steps"),
+    "batch_size": (4096, "a larger micro-batch fits in no GPU's memory; raise grad_accum for a larger batch"),
+    "grad_accum": (4096, "a step of more micro-batches is a batch of millions of sequences, larger than any run needs"),
+    "eval_batches": (10_000, "each evaluation would outlast the training between two"),
+    "sample_tokens": (4096, "a sample is generated at every evaluation; a longer one outlasts the training between two"),
+    "context_length": (MAX_SEQUENCE, "no model this lab trains serves more positions"),
+    "max_length": (MAX_SEQUENCE, "no model this lab trains serves more positions"),
+    "max_new_tokens": (MAX_SEQUENCE, "no model this lab trains serves more positions"),
+    "lr": (1.0, "AdamW moves each weight by about lr a step: past 1 training only diverges (typical peaks: 1e-5 to 1e-2)"),
+    "weight_decay": (1.0, "AdamW shrinks each weight by lr x weight_decay a step; typical values are 0 to 0.1"),
+    "grad_clip": (1000.0, "a larger norm clips nothing; 0 turns clipping off"),
+    "seed": (2**32 - 1, "numpy's generator takes a 32-bit seed"),
+    "checkpoint_every_minutes": (7 * 24 * 60.0, "a week between checkpoints is none; 0 turns them off"),
+    "epochs": (1000.0, "a thousand passes only memorise the data"),
+    "lora_r": (1024, "an adapter of higher rank is larger than the layers it adapts"),
+    "lora_alpha": (4096.0, "alpha / r scales the adapters; usually alpha is 1 to 2 times lora_r"),
+    "max_prompts": (100_000, "every model answers each prompt samples_per_prompt times: more is days of generation"),
+    "samples_per_prompt": (16, "pairs to judge grow with the square of the samples per prompt"),
+    "temperature": (10.0, "sampling above 10 is nearly uniform over the vocabulary: noise"),
+    "top_k": (1_000_000, "no vocabulary is larger"),
+    "min_frequency": (1_000_000_000, "no pair occurs more often in a corpus the lab takes, so nothing would be merged"),
+}
+"""The largest sane value of each numeric config field, with the reason an error gives: every stage
+config checks the fields it has, so an absurd value is refused before a run exists."""
+MIN_CHECKPOINT_MINUTES = 1.0
+
+
+def check_limits(cfg: object) -> None:
+    """Every field of `cfg` named in LIMITS at most its limit; checkpoints no more often than a minute."""
+    for f in dataclasses.fields(cfg):
+        limit = LIMITS.get(f.name)
+        value = getattr(cfg, f.name)
+        if limit is not None and value > limit[0]:
+            raise ConfigError(f.name, f"must be at most {_number(limit[0])}: {limit[1]} (not {_number(value)})")
+    minutes = getattr(cfg, "checkpoint_every_minutes", 0)
+    if 0 < minutes < MIN_CHECKPOINT_MINUTES:
+        raise ConfigError("checkpoint_every_minutes", f"must be 0 (off) or at least {MIN_CHECKPOINT_MINUTES:g}: "
+                                                      f"a checkpoint takes seconds to write, so more often the run "
+                                                      f"mostly saves (not {minutes:g})")
+
+
+def _number(value: int | float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
 class _Optimized(Protocol):
     lr: float
     min_lr_ratio: float
@@ -34,6 +87,13 @@ class _Optimized(Protocol):
     beta2: float
     weight_decay: float
     grad_clip: float
+
+
+def refuse_unknown_keys(config: dict, known: Sequence[str]) -> None:
+    """A ConfigError on the first key of `config` that is not in `known`, listing the known ones."""
+    for key in config:
+        if key not in known:
+            raise ConfigError(key, f"unknown key (known keys: {', '.join(known)})")
 
 
 def require_choice(field: str, value: Any, choices: Sequence[str]) -> None:

@@ -11,6 +11,7 @@ from training.config import _Config
 from training.config_checks import (
     DEVICES,
     ConfigError,
+    check_limits,
     require_at_least_one,
     require_choice,
     require_not_negative,
@@ -62,6 +63,7 @@ class GenerateConfig(_Config):
 
     def __post_init__(self) -> None:
         self._check_types()
+        check_limits(self)
         if not self.output_dir:
             raise ConfigError("output_dir", "must not be empty")
         self._check_models()

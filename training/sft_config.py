@@ -12,6 +12,7 @@ from training.config import _check_chat_template, _Config
 from training.config_checks import (
     DEVICES,
     ConfigError,
+    check_limits,
     check_lora,
     check_optimizer,
     check_warmup,
@@ -120,6 +121,7 @@ class SftConfig(_Config):
 
     def __post_init__(self) -> None:
         self._check_types()
+        check_limits(self)
         for name in ("base_model", "output_dir"):
             if not getattr(self, name):
                 raise ConfigError(name, "must not be empty")
