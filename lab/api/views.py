@@ -16,6 +16,7 @@ from lab.notebooks.forms import FORMS
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.actions import cancel_run, resume_run, start_cell_run
 from lab.runs.views import artifact_response
+from training.config import ConfigError
 
 
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -148,8 +149,10 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         run = self.get_object()
-        if not resume_run(run):
-            raise ValidationError({"status": [f"run {run.pk} is {run.status} and has no checkpoint to resume from"]})
+        try:
+            resume_run(run)
+        except ConfigError as exc:
+            raise ValidationError({exc.field: [exc.message]}) from None
         return Response(s.RunSerializer(run).data)
 
 

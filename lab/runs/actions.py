@@ -3,6 +3,7 @@
 import functools
 import subprocess
 from dataclasses import asdict
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -83,14 +84,34 @@ def cancel_run(run: Run) -> bool:
 
 
 def resume_run(run: Run) -> bool:
-    """Continue a cancelled, failed or lost run from its last checkpoint, in the same run and seq."""
-    if not run.can_resume:
-        return False
+    """Continue a cancelled, failed or lost run from its last checkpoint, in the same run and seq.
+
+    Raises ConfigError("status", why) when the run cannot be resumed now, saying why.
+    """
+    if refusal := _why_not_resumable(run):
+        raise ConfigError("status", refusal)
     with transaction.atomic():
-        if not run.requeue(RESUMABLE, count_restart=False):
-            return False
-        publish_on_commit(
-            run, run.append_event("status", status=Status.QUEUED, message=f"resuming from {run.last_checkpoint}")
-        )
+        if not run.requeue(RESUMABLE, count_restart=False):  # it changed since it was read
+            why = _why_not_resumable(run) or f"run {run.pk} changed meanwhile; try again"
+            raise ConfigError("status", why)
+        message = f"resuming from {run.last_checkpoint}"
+        publish_on_commit(run, run.append_event("status", status=Status.QUEUED, message=message))
         enqueue(run)
     return True
+
+
+def _why_not_resumable(run: Run) -> str:
+    last = run.last_checkpoint
+    checkpoint = f"its checkpoint {Path(last).name}" if last else "the start"
+    reasons = {
+        Status.QUEUED: f"is queued: it starts from {checkpoint} when a worker takes it",
+        Status.RUNNING: "is running: there is nothing to resume",
+        Status.CANCELLING: "is still stopping: resume it once it is cancelled",
+        Status.SUCCEEDED: "has finished: there is nothing left to resume",
+    }
+    if run.status in reasons:
+        return f"run {run.pk} {reasons[run.status]}"
+    if not run.last_checkpoint:
+        no_checkpoint = "has no checkpoint to resume from: run its cell again"
+        return f"run {run.pk} is {run.status} and {no_checkpoint}"
+    return ""

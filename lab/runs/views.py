@@ -14,6 +14,7 @@ from lab.runs.actions import cancel_run, resume_run
 from lab.runs.models import Artifact
 from lab.runs.streaming import run_state
 from lab.runs.tokenizers import describe_tokenizer, encode_with_artifact
+from training.config import ConfigError
 
 
 @login_required
@@ -48,8 +49,10 @@ def run_cancel(request, pk):
 @require_POST
 def run_resume(request, pk):
     run = get_run_for_user(request.user, pk)
-    if not resume_run(run):
-        messages.error(request, f"status: run {run.pk} is {run.status} and has no checkpoint to resume from")
+    try:
+        resume_run(run)
+    except ConfigError as exc:
+        messages.error(request, f"{exc.field}: {exc.message}")
     return _back(request, run)
 
 
