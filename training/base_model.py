@@ -17,7 +17,7 @@ from transformers import (
 )
 
 from training.config import ConfigError
-from training.model_info import ModelInfo, inspect_model
+from training.model_info import ModelInfo, check_model_folder, inspect_model
 
 SAFE_LOADING = {"trust_remote_code": False, "local_files_only": True}
 
@@ -25,6 +25,9 @@ SAFE_LOADING = {"trust_remote_code": False, "local_files_only": True}
 def load_base_tokenizer(path: str | Path, field: str = "base_model") -> PreTrainedTokenizerBase:
     """The folder's tokenizer, with a pad token (the eos token when it has none)."""
     folder = Path(path)
+    if not folder.is_dir():
+        raise ConfigError(field, f"no model folder at {folder}")
+    check_model_folder(folder, field)
     if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
         raise ConfigError(field, f"{folder.name} has no tokenizer (tokenizer.json)")
     try:

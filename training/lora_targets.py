@@ -7,11 +7,10 @@ left out (peft's `all-linear` leaves the output head out as well, and trl refuse
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from training.config import ConfigError
-from training.model_info import tensor_shapes, weight_files
+from training.model_info import check_model_folder, tensor_shapes, weight_files
 
 ALL_LINEAR = "all-linear"
 
@@ -19,7 +18,7 @@ ALL_LINEAR = "all-linear"
 def linear_module_paths(folder: str | Path, field: str = "base_model") -> list[str]:
     """Dotted paths (`model.layers.0.self_attn.q_proj`) of the folder's linear layers."""
     folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config = check_model_folder(folder, field)
     vocab_size = (config.get("text_config") or config).get("vocab_size")
     paths = []
     for file in weight_files(folder, field):

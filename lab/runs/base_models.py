@@ -1,7 +1,8 @@
 """Base models a team brings: an archive of a Hugging Face folder uploaded in the browser or the API,
 or a folder on the workers that an admin registers. Either becomes a checkpoint Artifact with no run,
-which any base-model cell can pick. The folder is checked (safetensors only, a config, a tokenizer)
-before anything is stored; a refused archive leaves nothing behind."""
+which any base-model cell can pick. The folder is checked (safetensors only, every file it names inside
+it, no links, no remote code, a config, a tokenizer) before anything is stored; a refused archive
+leaves nothing behind. Pickled files beside the safetensors are dropped: nothing ever loads or serves them."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from lab.runs.models import Artifact
 from training.config import ConfigError
 from training.datasets import ArchiveRefused
 from training.datasets.archives import extract_archive
+from training.model_files import not_safetensors
 from training.model_info import ModelInfo, inspect_model, weight_files
 from workers.artifacts import sha256_file
 
@@ -46,8 +48,9 @@ def import_model_archive(upload: Upload, team: Team, name: str = "") -> Artifact
         extract_archive(upload.part_path, target)
         folder = _model_root(target, upload.filename)
         info = _checked(folder, upload.filename)
+        dropped = _drop_pickles(folder)
         default_name = folder.name if folder != target else Path(upload.filename).name.split(".")[0]
-        return _create(team, folder, name or default_name, info, "upload", upload.user)
+        return _create(team, folder, name or default_name, info, "upload", upload.user, dropped)
     except ArchiveRefused as e:
         shutil.rmtree(target, ignore_errors=True)
         raise IngestError(upload.filename, e.message) from None
@@ -68,6 +71,14 @@ def _model_root(extracted: Path, filename: str) -> Path:
     raise IngestError(filename, "holds no config.json at its top or in its one top-level folder")
 
 
+def _drop_pickles(folder: Path) -> list[str]:
+    """Remove the files that could run code on load (the checked folder loads from safetensors)."""
+    dropped = not_safetensors(folder)
+    for path in dropped:
+        path.unlink()
+    return [str(path.relative_to(folder)) for path in dropped]
+
+
 def _checked(folder: Path, filename: str | None = None) -> ModelInfo:
     try:
         info = inspect_model(folder)
@@ -78,7 +89,7 @@ def _checked(folder: Path, filename: str | None = None) -> ModelInfo:
     return info
 
 
-def _create(team: Team, folder: Path, name: str, info: ModelInfo, source: str, user) -> Artifact:
+def _create(team: Team, folder: Path, name: str, info: ModelInfo, source: str, user, dropped: list[str] = ()) -> Artifact:
     weights = weight_files(folder)
     # Inside the data directory the path is stored relative to it; a registered folder elsewhere, absolute.
     data_dir = settings.LAB_DATA_DIR.resolve()
@@ -87,5 +98,6 @@ def _create(team: Team, folder: Path, name: str, info: ModelInfo, source: str, u
         return Artifact.objects.create(
             team=team, run=None, kind=Artifact.Kind.CHECKPOINT, name=name[:200], path=str(path),
             sha256=sha256_file(weights[0]), size_bytes=info.size_bytes,
-            metadata={"source": source, "model": info.to_dict(), "added_by": getattr(user, "username", None)},
+            metadata={"source": source, "model": info.to_dict(), "added_by": getattr(user, "username", None),
+                      "dropped_files": list(dropped)},
         )

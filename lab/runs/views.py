@@ -8,13 +8,15 @@ from django.http import FileResponse, Http404, JsonResponse, StreamingHttpRespon
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from lab import params
 from lab.access import artifacts_for_user, get_artifact_for_user, get_run_for_user
 from lab.notebooks.kinds import deleted_inputs
 from lab.runs.actions import cancel_run, resume_run
-from lab.runs.models import Artifact
+from lab.runs.models import Artifact, Run
 from lab.runs.streaming import run_state
 from lab.runs.tokenizers import describe_tokenizer, encode_with_artifact
 from training.config import ConfigError
+from training.model_files import not_safetensors
 
 
 @login_required
@@ -56,12 +58,24 @@ def run_resume(request, pk):
     return _back(request, run)
 
 
+EVENTS_PAGE = 5000
+
+
+def stored_events(run: Run, query) -> list[dict]:
+    """The run's stored events after `?after=` (a seq; absent: from the first), at most EVENTS_PAGE of
+    them, for this page and the API alike. ConfigError("after") when it is not a whole number >= 0."""
+    after = params.integer(query, "after") or 0
+    return [e.as_message() for e in run.events.filter(seq__gt=after)[:EVENTS_PAGE]]
+
+
 @login_required
 def run_events(request, pk):
     """The stored events after `?after=` (the websocket replays the same; this serves scripts)."""
     run = get_run_for_user(request.user, pk)
-    after = int(request.GET.get("after", 0) or 0)
-    events = [e.as_message() for e in run.events.filter(seq__gt=after)[:5000]]
+    try:
+        events = stored_events(run, request.GET)
+    except ConfigError as exc:
+        return JsonResponse({"field": exc.field, "error": exc.message}, status=400)
     return JsonResponse({"run": run_state(run), "events": events})
 
 
@@ -119,14 +133,16 @@ def artifact_download(request, pk):
 def artifact_response(artifact: Artifact, training_state: bool = False):
     """The artifact as a download: a file as is, a checkpoint folder as a streamed zip. The zip is the
     model, what `from_pretrained` loads and another lab takes as an upload, with no pickled file in
-    it, unless `training_state` asks for the files that resuming needs as well."""
+    it, unless `training_state` asks for the files that resuming needs as well (the lab's own; any
+    other pickle, such as a registered folder's pytorch_model.bin, is never served)."""
     path = artifact.absolute_path
     if not path.exists():
         raise Http404("the files of this artifact are gone")
     if path.is_file():
         return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
     name = f"{artifact.kind}-{artifact.pk}-{path.name}"
-    leave_out = [] if training_state else training_state_files(path)
+    kept_state = training_state_files(path) if training_state else []
+    leave_out = [file for file in not_safetensors(path) if file not in kept_state]
     response = StreamingHttpResponse(_stream_zip(path, name, leave_out), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
     return response

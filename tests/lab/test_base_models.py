@@ -223,3 +223,81 @@ def test_a_downloaded_checkpoint_is_the_model_and_another_team_can_upload_it(cas
     page.force_login(cast.alice)
     html = page.get(f"/models/{model.pk}/").content.decode()
     assert "?training_state=1" in html and "with its training state" in html
+
+
+def _zip_of(folder, top="m", extra: dict[str, bytes] | None = None, leave_out=()) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.iterdir()):
+            if path.name not in leave_out:
+                archive.write(path, f"{top}/{path.name}")
+        for name, content in (extra or {}).items():
+            archive.writestr(f"{top}/{name}", content)
+    return buffer.getvalue()
+
+
+def test_another_teams_weights_cannot_be_taken_through_an_index(cast, model_folder, data_dir):
+    """Team Alpha's model lies at a guessable place; Mallory's archive names it as its own shard."""
+    import json
+
+    alpha = _upload(cast.alice, "tiny-chat.tar.gz", _tar_gz(model_folder), cast.team)
+    assert alpha.status_code == 201
+    stolen = Artifact.objects.get(pk=alpha.json()["id"]).absolute_path / "model.safetensors"
+    answers = []
+    for shard in (str(stolen), f"../../{stolen.relative_to(data_dir)}", "/etc/passwd", "/no/such/file.safetensors"):
+        tensors = json.loads(stolen.read_bytes()[8:8 + int.from_bytes(stolen.read_bytes()[:8], "little")])
+        index = {"metadata": {}, "weight_map": {name: shard for name in tensors if name != "__metadata__"}}
+        archive = _zip_of(model_folder, leave_out=("model.safetensors",),
+                          extra={"model.safetensors.index.json": json.dumps(index)})
+        response = _upload(cast.mallory, "borrowed.zip", archive, cast.other_team)
+        assert response.status_code == 400
+        answers.append(response.json()["error"].replace(shard, "<shard>"))
+    # One answer whatever the path: no byte of a file, and no sign of which paths exist.
+    assert len(set(answers)) == 1 and "not inside the model's folder" in answers[0]
+    assert list(Artifact.objects.values_list("team", flat=True)) == [cast.team.pk]
+    assert len(list((data_dir / "models").iterdir())) == 1 and not list((data_dir / "uploads").iterdir())
+
+
+def test_pickles_beside_safetensors_are_dropped_and_never_served(cast, model_folder, data_dir):
+    (model_folder / "pytorch_model.bin").write_bytes(b"a pickle that would run code")
+    response = _upload(cast.alice, "both.zip", _zip_of(model_folder), cast.team)
+    assert response.status_code == 201, response.content
+    model = Artifact.objects.get(pk=response.json()["id"])
+    assert model.metadata["dropped_files"] == ["pytorch_model.bin"]
+    assert not list(data_dir.rglob("*.bin"))
+    page = Client()
+    page.force_login(cast.alice)
+    assert "pytorch_model.bin" in page.get(f"/models/{model.pk}/").content.decode()
+
+    # A folder an admin registers is used in place: its pickle stays on disk but is never served.
+    registered = register_model_folder(cast.team, model_folder, "in place")
+    for query in ("", "?training_state=1"):
+        download = page.get(f"/artifacts/{registered.pk}/download/{query}")
+        names = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content))).namelist()
+        assert names and not [name for name in names if name.endswith(".bin")]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"config.json/x": b"{}"}, "clashes with another member"),  # a file config.json and a folder config.json/
+    ({"model.safetensors.index.json": b'{"weight_map": ["model.safetensors"]}'}, "weight_map must be an object"),
+    ({"config.json": None}, "auto_map"),
+    ({"config.json": b'{"model_type": "llama", "max_position_embeddings": "lots"}'}, "max_position_embeddings must be"),
+    ({"tokenizer_config.json": b"[" * 50_000 + b"]" * 50_000}, "nested deeper than 64 levels"),
+])
+def test_hostile_model_archives_are_refused_with_why_and_nothing_stays(cast, model_folder, data_dir, extra, message):
+    import json
+
+    if extra.get("config.json", b"") is None:
+        config = json.loads((model_folder / "config.json").read_text())
+        extra = {"config.json": json.dumps({**config, "auto_map": {"AutoModel": "modeling_x.X"}}).encode()}
+    response = _upload(cast.alice, "hostile.zip", _zip_of(model_folder, extra=extra, leave_out=tuple(extra)), cast.team)
+    assert response.status_code == 400 and message in response.json()["error"], response.content
+    assert not Artifact.objects.exists()
+    assert not list((data_dir / "models").iterdir()) and not list((data_dir / "uploads").iterdir())
+
+
+def test_a_registered_folder_holding_a_link_is_refused(cast, model_folder):
+    (model_folder / "secrets").symlink_to("/etc")
+    with pytest.raises(Exception) as e:
+        register_model_folder(cast.team, model_folder, "linked")
+    assert "secrets in tiny-chat is a link" in str(e.value) and not Artifact.objects.exists()

@@ -62,3 +62,108 @@ def test_broken_folders_name_what_is_wrong(tmp_path: Path, model_folder: Path):
     (model_folder / "model.safetensors").write_bytes(b"\xff" * 8 + b"garbage")
     with pytest.raises(ConfigError, match="not a safetensors file"):
         inspect_model(model_folder)
+
+
+def _index(folder: Path, weight_map) -> None:
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+
+
+def _refusal(folder: Path, load=inspect_model) -> str:
+    with pytest.raises(ConfigError) as e:
+        load(folder)
+    assert e.value.field == "base_model"
+    return e.value.message
+
+
+@pytest.mark.parametrize("shard", ["/etc/passwd", "../other/model.safetensors", "sub/../../x", "C:/x", "~/x"])
+def test_an_index_naming_a_file_outside_the_folder_is_refused_by_the_loaders_too(model_folder: Path, tmp_path: Path, shard):
+    """What the folder names is checked where workers load it, not only on upload."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.safetensors").write_bytes((model_folder / "model.safetensors").read_bytes())
+    (model_folder / "model.safetensors").rename(model_folder / "model-00001-of-00001.safetensors")
+    _index(model_folder, {"lm_head.weight": shard, "model.norm.weight": "model-00001-of-00001.safetensors"})
+
+    for load in (inspect_model, load_base_model):
+        message = _refusal(model_folder, load)
+        assert "not inside the model's folder" in message and repr(shard) in message
+
+
+def test_whether_an_outside_path_exists_is_never_told(model_folder: Path, tmp_path: Path):
+    (tmp_path / "exists.safetensors").write_bytes((model_folder / "model.safetensors").read_bytes())
+    answers = []
+    for shard in ("../exists.safetensors", "../absent.safetensors"):
+        _index(model_folder, {"lm_head.weight": shard})
+        answers.append(_refusal(model_folder).replace(shard, "<name>"))
+    assert answers[0] == answers[1]
+
+
+def test_links_in_a_model_folder_are_refused_wherever_they_point(model_folder: Path, tmp_path: Path):
+    outside = tmp_path / "outside.safetensors"
+    (model_folder / "model.safetensors").rename(outside)
+    (model_folder / "model.safetensors").symlink_to(outside)
+    assert "is a link" in _refusal(model_folder)
+    (model_folder / "model.safetensors").unlink()
+    outside.rename(model_folder / "model.safetensors")
+    (model_folder / "notes").symlink_to("/etc")
+    assert "notes in base is a link" in _refusal(model_folder)
+
+
+def test_a_tokenizer_config_naming_a_file_outside_is_refused(model_folder: Path):
+    config = json.loads((model_folder / "tokenizer_config.json").read_text())
+    (model_folder / "tokenizer_config.json").write_text(json.dumps({**config, "tokenizer_file": "/etc/passwd"}))
+    for load in (inspect_model, load_base_tokenizer):
+        assert "tokenizer_config.json (tokenizer_file) names '/etc/passwd'" in _refusal(model_folder, load)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"model_type": "my_secret_arch", "auto_map": {"AutoModelForCausalLM": "modeling.MyModel"}}, "has an auto_map"),
+    ({"model_type": "my_secret_arch"}, "model_type 'my_secret_arch' is not a model transformers knows"),
+    ({"max_position_embeddings": "lots"}, 'max_position_embeddings must be a whole number from 1 to 2,147,483,647, not "lots"'),
+    ({"vocab_size": -3}, "vocab_size must be a whole number"),
+    ({"num_hidden_layers": 10**30}, "num_hidden_layers must be a whole number"),
+    ({"architectures": "LlamaForCausalLM"}, "architectures must be a list"),
+    ({"text_config": [1]}, "text_config must be an object"),
+])
+def test_configs_that_can_never_load_or_make_no_sense_are_refused_with_why(model_folder: Path, change, message):
+    config = json.loads((model_folder / "config.json").read_text())
+    (model_folder / "config.json").write_text(json.dumps({**config, **change}))
+    assert message in _refusal(model_folder)
+
+
+def test_deeply_nested_config_files_are_bad_json_not_a_recursion_error(model_folder: Path):
+    (model_folder / "config.json").write_text("[" * 50_000 + "]" * 50_000)
+    assert "config.json is not valid JSON: nested deeper than 64 levels" in _refusal(model_folder)
+
+
+def _safetensors(header, data: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + data
+
+
+@pytest.mark.parametrize("content", [
+    _safetensors([1, 2]),
+    _safetensors({"w": {"dtype": "F32", "data_offsets": [0, 4]}}, b"\0" * 4),  # no shape
+    _safetensors({"w": {"dtype": "F32", "shape": 7, "data_offsets": [0, 4]}}, b"\0" * 4),
+    _safetensors({"w": {"dtype": "F32", "shape": ["1"], "data_offsets": [0, 4]}}, b"\0" * 4),
+    _safetensors({"w": {"dtype": 5, "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4),
+    _safetensors({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 400]}}, b"\0" * 4),  # past the end
+    _safetensors({"w": "tensor"}),
+    _safetensors({"w": {"dtype": "F32", "shape": [[[[1]]]] * 1 + [1], "data_offsets": [0, 4]}}, b"\0" * 4),
+])
+def test_malformed_safetensors_headers_are_refused_not_crashed_on(model_folder: Path, content: bytes):
+    (model_folder / "model.safetensors").write_bytes(content)
+    assert "is not a safetensors file" in _refusal(model_folder)
+
+
+def test_a_header_length_is_judged_never_echoed(model_folder: Path):
+    """The first 8 bytes of a file are its header length: an answer quoting it would read any file."""
+    (model_folder / "model.safetensors").write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    message = _refusal(model_folder)
+    assert "header length does not fit the file" in message
+    assert str(int.from_bytes(b"root:x:0", "little")) not in message
+
+
+def test_an_index_whose_weight_map_is_not_an_object_is_refused(model_folder: Path):
+    _index(model_folder, ["model.safetensors"])
+    assert "weight_map must be an object" in _refusal(model_folder)

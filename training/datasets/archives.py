@@ -90,21 +90,27 @@ def extract_archive(path: Path, dest: Path, limits: ArchiveLimits = DEFAULT_LIMI
                     budget.spend(info.file_size, info.filename)
                 for info in members:
                     if not info.is_dir() and not _is_clutter(info.filename):
-                        _copy_member(archive.open(info), dest / info.filename)
+                        _copy_member(archive.open(info), dest / info.filename, info.filename, file)
             return
         with tarfile.open(path, mode="r|*") as archive:
             for member in archive:
                 _check_tar_member(member, file)
                 budget.spend(member.size, member.name)
                 if member.isreg() and not _is_clutter(member.name):
-                    _copy_member(archive.extractfile(member), dest / member.name)
+                    _copy_member(archive.extractfile(member), dest / member.name, member.name, file)
     except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as e:
         raise ArchiveRefused(f"not a readable zip or tar archive ({e})", file=file) from None
 
 
-def _copy_member(stream: BinaryIO, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with stream, open(target, "wb") as out:
+def _copy_member(stream: BinaryIO, target: Path, name: str, file: str) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out = open(target, "xb")
+    except (FileExistsError, IsADirectoryError, NotADirectoryError):
+        stream.close()
+        raise ArchiveRefused(f"member {name!r} clashes with another member of that name (a file and a folder, "
+                             "or the same file twice)", file=file) from None
+    with stream, out:
         while block := stream.read(1 << 20):
             out.write(block)
 
