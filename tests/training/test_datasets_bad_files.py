@@ -389,3 +389,25 @@ def test_it_cuts_a_text_document_longer_than_the_limit_at_a_line(tmp_path, monke
         "line number 0\nline number 1\nline number 2",
         "line number 3\nline number 4\nline number 5",
     ]
+
+
+def test_it_refuses_preference_pairs_whose_answers_are_the_same(tmp_path):
+    turn = "\n\nHuman: Hi?\n\nAssistant:"
+    path = _write_jsonl(
+        tmp_path / "pref.jsonl",
+        {"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."},
+        {"prompt": "Hi?", "chosen": "Hello!", "rejected": "Hello! "},
+        {"chosen": turn + " Same.", "rejected": turn + " Same."},
+        {"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant", "content": "A"}],
+         "rejected": [{"role": "assistant", "content": "A"}]},
+    )
+    same = 'field "rejected": is the same answer as chosen: a pair must prefer one answer to another'
+    assert _errors(path) == [f"pref.jsonl, line {n}, {same}" for n in (2, 3, 4)]
+
+
+def test_it_reports_a_deeply_nested_line_as_bad_json_and_goes_on(tmp_path):
+    path = _write_jsonl(tmp_path / "t.jsonl", {"text": "one"}, '{"text": ' + "[" * 50_000 + "]" * 50_000 + "}",
+                        {"text": "three"})
+    d = describe(path)
+    assert _errors(path) == ["t.jsonl, line 2: not valid JSON (nested deeper than 64 levels at column 73)"]
+    assert (d.kind, d.rows) == ("text", 2)

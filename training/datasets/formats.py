@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from training import json_limits
 from training.datasets.errors import DatasetError, json_type
 from training.datasets.textio import Block, Line
 
@@ -243,7 +244,7 @@ def read_jsonl(lines: Iterable[Line], file: str) -> Iterator[Raw | DatasetError]
         if not line.text.strip():
             continue
         try:
-            value = json.loads(line.text)
+            value = json_limits.loads(line.text)
         except json.JSONDecodeError as e:
             reason = f"not valid JSON ({e.msg} at column {e.colno})"
             if line.number == 1 and line.text.strip() == "[":

@@ -16,7 +16,19 @@ HH_ASSISTANT = "\n\nAssistant:"
 
 def normalise_preference(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The canonical record and the shape it came in: `prompt`, `prompt_messages`, `hh` or
-    `messages`."""
+    `messages`. A pair whose two answers are the same prefers nothing, and is refused."""
+    canonical, shape = _canonical(record)
+    if _answer(canonical["chosen"]) == _answer(canonical["rejected"]):
+        raise DatasetError("is the same answer as chosen: a pair must prefer one answer to another",
+                           field="rejected")
+    return canonical, shape
+
+
+def _answer(reply: Any) -> Any:
+    return reply.strip() if isinstance(reply, str) else reply
+
+
+def _canonical(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
     for key in ("chosen", "rejected"):
         if key not in record:
             raise DatasetError("is missing", field=key)
