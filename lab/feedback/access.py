@@ -7,14 +7,18 @@ Owners and members of the campaign's team manage it and see its dashboard. Annot
 from django.http import Http404
 
 from lab.access import working_teams
-from lab.feedback.models import Campaign
+from lab.feedback.models import MAX_ID, Campaign
 
 
 def _pk(pk) -> int:
+    """A campaign id as the raw statement below can be asked about (an id past 64 bits would raise OverflowError)."""
     try:
-        return int(pk)
+        pk = int(pk)
     except (TypeError, ValueError):
         raise Http404("not found") from None
+    if not 1 <= pk <= MAX_ID:
+        raise Http404("not found")
+    return pk
 
 
 def campaigns_for_user(user):

@@ -2,7 +2,7 @@
 
     create_campaign(team, name, *, guidelines="", annotators=(), overlap=2, created_by=None,
                     source_run=None) -> Campaign
-        A new open campaign. `annotators` are users who belong to `team` (any role).
+        A new open campaign. `annotators` are users who belong to `team` (any role); 1 <= overlap <= MAX_OVERLAP.
 
     add_items(campaign, items: Iterable[dict]) -> int
         Adds comparison items, also while the campaign runs; returns how many. An item dict is
@@ -18,7 +18,9 @@
         its samples (0, 1), (2, 3), …. Deterministic: the display order is randomised later, per
         annotator and item.
 
-    set_annotators(campaign, users) — replaces the annotators (members of the team only).
+    set_annotators(campaign, users) — replaces the annotators (members of the team only). Anyone else is
+        refused by id, "user 7 is not a member of this team", whether they exist or not: a team
+        learns nothing of other teams' people.
 
 Assignment and votes: assignment.py (take_items, record_vote, skip_item). Export: export.py.
 """
@@ -32,7 +34,7 @@ from django.db import connection, transaction
 
 from lab.accounts.models import Team
 from lab.feedback.items import ItemError, ItemErrors, check_items
-from lab.feedback.models import Campaign, ComparisonItem
+from lab.feedback.models import MAX_OVERLAP, Campaign, ComparisonItem
 from lab.feedback.streaming import announce_change
 from lab.runs.models import Artifact, Run
 
@@ -42,8 +44,8 @@ def create_campaign(team: Team, name: str, *, guidelines: str = "", annotators: 
                     created_by=None, source_run: Run | None = None) -> Campaign:
     if not name.strip():
         raise ValueError("a campaign needs a name")
-    if int(overlap) < 1:
-        raise ValueError("overlap must be at least 1")
+    if not 1 <= int(overlap) <= MAX_OVERLAP:
+        raise ValueError(f"overlap must be between 1 and {MAX_OVERLAP} annotators per item")
     if source_run is not None and source_run.team_id != team.pk:
         raise ValueError(f"run {source_run.pk} belongs to another team")
     campaign = Campaign.objects.create(team=team, name=name.strip(), guidelines=guidelines, overlap=int(overlap),
@@ -52,13 +54,17 @@ def create_campaign(team: Team, name: str, *, guidelines: str = "", annotators: 
     return campaign
 
 
+NOT_A_MEMBER = "user {pk_value} is not a member of this team"
+"""Said of anyone who cannot annotate a team's campaign, one who does not exist included."""
+
+
 def set_annotators(campaign: Campaign, users: Iterable) -> None:
     users = list(users)
     members = set(get_user_model().objects.filter(memberships__team=campaign.team, pk__in=[u.pk for u in users])
                   .values_list("pk", flat=True))
-    outsiders = [u.username for u in users if u.pk not in members]
+    outsiders = [NOT_A_MEMBER.format(pk_value=u.pk) for u in users if u.pk not in members]
     if outsiders:
-        raise ValueError(f"not on team {campaign.team.name}: {', '.join(outsiders)}")
+        raise ValueError("; ".join(outsiders))
     campaign.annotators.set(users)
 
 

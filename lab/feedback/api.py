@@ -37,13 +37,61 @@ from lab.feedback.dashboard import campaign_stats
 from lab.feedback.export import BOTH_BAD_POLICIES, NothingToExport, export_campaign
 from lab.feedback.items import ItemErrors, read_pairs_jsonl
 from lab.feedback.judging import SkipSerializer, VoteSerializer
-from lab.feedback.models import Campaign
+from lab.feedback.models import MAX_ID, MAX_OVERLAP, Campaign
 from lab.runs.models import Run
 
 
+class TeamRelatedField(serializers.PrimaryKeyRelatedField):
+    """A thing of the campaign's team (context["team"]), by id. Any other id, another team's or one
+    that names nothing (beyond 64 bits too), is refused in the same words: nothing outside the team
+    is resolved."""
+
+    def team_queryset(self, team):
+        raise NotImplementedError
+
+    def get_queryset(self):
+        team = self.context.get("team")
+        return self.team_queryset(team) if team else self.queryset_model.objects.none()
+
+    def to_internal_value(self, data):
+        pk = int(data) if isinstance(data, str) and data.isascii() and data.isdigit() else data
+        if isinstance(pk, bool) or not isinstance(pk, int):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if not 1 <= pk <= MAX_ID:
+            self.fail("does_not_exist", pk_value=pk)
+        return super().to_internal_value(pk)
+
+
+class TeamMemberField(TeamRelatedField):
+    default_error_messages = {"does_not_exist": actions.NOT_A_MEMBER,
+                              "incorrect_type": "a user is named by id (an integer), not {data_type}"}
+    queryset_model = get_user_model()
+
+    def team_queryset(self, team):
+        return get_user_model().objects.filter(memberships__team=team)
+
+
+class TeamRunField(TeamRelatedField):
+    default_error_messages = {"does_not_exist": "run {pk_value} is not a run of this team",
+                              "incorrect_type": "a run is named by id (an integer), not {data_type}"}
+    queryset_model = Run
+
+    def team_queryset(self, team):
+        return Run.objects.filter(team=team)
+
+
+class TeamRefSerializer(serializers.Serializer):
+    team = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+
 class CampaignSerializer(serializers.ModelSerializer):
-    annotators = serializers.PrimaryKeyRelatedField(many=True, queryset=get_user_model().objects.all(), required=False)
-    source_run = serializers.PrimaryKeyRelatedField(queryset=Run.objects.all(), required=False, allow_null=True)
+    """Writes need context["team"], the requesting user's team the campaign is for (CampaignViewSet.create)."""
+
+    team = serializers.IntegerField(source="team_id", min_value=1, max_value=MAX_ID)
+    annotators = TeamMemberField(many=True, required=False)
+    source_run = TeamRunField(required=False, allow_null=True)
+    overlap = serializers.IntegerField(min_value=1, max_value=MAX_OVERLAP, required=False,
+                                       help_text="How many annotators judge each item.")
     items = serializers.IntegerField(source="items.count", read_only=True)
 
     class Meta:
@@ -108,15 +156,18 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         return get_campaign_for_annotator(self.request.user, self.kwargs["pk"])
 
     def create(self, request):
-        serializer = CampaignSerializer(data=request.data, context=self.get_serializer_context())
+        # The team first (another team's is a 404, as a missing one): whom and what the campaign may
+        # name is resolved among that team's people and runs only.
+        ref = TeamRefSerializer(data=request.data)
+        ref.is_valid(raise_exception=True)
+        team = access.get_team_for_user(request.user, ref.validated_data["team"])
+        serializer = CampaignSerializer(data=request.data, context={**self.get_serializer_context(), "team": team})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        team = access.get_team_for_user(request.user, data["team"].pk)
         try:
             campaign = actions.create_campaign(
                 team, data["name"], guidelines=data.get("guidelines", ""), annotators=data.get("annotators", ()),
-                overlap=data.get("overlap", 2), created_by=request.user,
-                source_run=access.get_run_for_user(request.user, data["source_run"].pk) if data.get("source_run") else None)
+                overlap=data.get("overlap", 2), created_by=request.user, source_run=data.get("source_run"))
         except ValueError as e:
             raise ValidationError({"non_field_errors": [str(e)]}) from None
         return Response(CampaignSerializer(campaign, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED)

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from lab.feedback.models import Assignment, Campaign, ComparisonItem, Label, Strength, Vote
+from lab.feedback.models import MAX_ID, Assignment, Campaign, ComparisonItem, Label, Strength, Vote
 from lab.feedback.streaming import announce_change
 
 ASSIGNMENT_SECONDS = float(getattr(settings, "LAB_FEEDBACK_ASSIGNMENT_SECONDS", 600))
@@ -207,10 +207,7 @@ def record_vote(campaign: Campaign, annotator, item_id, choice: str, *, strength
         raise ValueError(f"strength must be one of {', '.join(Strength.values)}")
     if strength and choice not in ("left", "right"):
         raise ValueError("strength goes with a winner (left or right), not with a tie or both bad")
-    try:
-        item_id = int(item_id)
-    except (TypeError, ValueError):
-        raise NotAssigned() from None
+    item_id = _item_id(item_id)
     with transaction.atomic():
         if not _fetch(f"SELECT id FROM feedback_comparisonitem WHERE id = %s AND campaign_id = %s {_lock()}",
                       [item_id, campaign.pk]):
@@ -244,16 +241,24 @@ def record_vote(campaign: Campaign, annotator, item_id, choice: str, *, strength
 
 def skip_item(campaign: Campaign, annotator, item_id) -> None:
     """Give the item back to the pool; this annotator will not be given it again."""
-    try:
-        item_id = int(item_id)
-    except (TypeError, ValueError):
-        raise NotAssigned() from None
+    item_id = _item_id(item_id)
     with transaction.atomic():
         skipped = Assignment.objects.filter(item_id=item_id, item__campaign=campaign, annotator=annotator,
                                             done=False, skipped=False).update(skipped=True)
         if not skipped:
             raise NotAssigned()
         _announce(campaign)
+
+
+def _item_id(item_id) -> int:
+    """An item id the statements can take; anything else (not an integer, past 64 bits) is in no queue."""
+    try:
+        item_id = int(item_id)
+    except (TypeError, ValueError):
+        raise NotAssigned() from None
+    if not 1 <= item_id <= MAX_ID:
+        raise NotAssigned()
+    return item_id
 
 
 def _announce(campaign: Campaign) -> None:

@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 
 from lab.accounts.models import Membership
 from lab.feedback.export import BOTH_BAD_POLICIES
-from lab.feedback.models import Campaign
+from lab.feedback.models import MAX_OVERLAP, Campaign
 
 
 def annotator_choices(teams) -> list[tuple[int, str]]:
@@ -18,6 +18,10 @@ class AnnotatorsField(forms.TypedMultipleChoiceField):
         super().__init__(coerce=int, required=False, **kwargs)
 
 
+def overlap_field() -> forms.IntegerField:
+    return forms.IntegerField(min_value=1, max_value=MAX_OVERLAP, initial=2, help_text="Annotators per item.")
+
+
 def chosen_users(ids) -> list:
     return list(get_user_model().objects.filter(pk__in=ids))
 
@@ -27,7 +31,7 @@ class CampaignForm(forms.Form):
     name = forms.CharField(max_length=200)
     guidelines = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False,
                                  help_text="Markdown. Shown to annotators above every item.")
-    overlap = forms.IntegerField(min_value=1, max_value=50, initial=2, help_text="Annotators per item.")
+    overlap = overlap_field()
     annotators = AnnotatorsField(help_text="People of the team who judge the items.")
     pairs = forms.FileField(required=False, help_text='Optional: a JSONL of pairs, one {"prompt", "response_a", '
                             '"response_b"} a line, with "model_a", "model_b" and "gold" (a, b, tie, both_bad) if known.')
@@ -43,6 +47,7 @@ class PairsForm(forms.Form):
 
 
 class SettingsForm(forms.ModelForm):
+    overlap = overlap_field()
     annotators = AnnotatorsField()
 
     class Meta:

@@ -5,7 +5,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from lab.feedback.models import Label
+from lab.feedback.models import MAX_ID, Label
+from training.json_limits import loads
 
 MAX_ERRORS = 20
 TEXT_FIELDS = ("prompt", "response_a", "response_b")
@@ -60,18 +61,26 @@ def check_item(raw: Any) -> dict:
         item[field] = value
     for field in ("artifact_a", "artifact_b"):
         value = raw.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ItemError(f"must be an artifact id (an integer) or null, not {value!r}", field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID):
+            raise ItemError(f"must be an artifact id (a positive 64-bit integer) or null, not {_short(value)}", field)
         item[field] = value
     gold = raw.get("gold")
     if gold not in (None, "", *Label.values):
-        raise ItemError(f"must be one of {', '.join(Label.values)} or null, not {gold!r}", "gold")
+        raise ItemError(f"must be one of {', '.join(Label.values)} or null, not {_short(gold)}", "gold")
     item["gold"] = gold or ""
     unknown = set(raw) - {*TEXT_FIELDS, *LABEL_FIELDS, "artifact_a", "artifact_b", "gold"}
     if unknown:
         raise ItemError("unknown field (expected prompt, response_a, response_b, model_a, model_b, gold)",
                         sorted(unknown)[0])
     return item
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A bad value as an error message quotes it: cut short (it may be a huge list or number)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"  # its digits may be too many even to print
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def check_items(raws: Iterable[Any]) -> list[dict]:
@@ -102,9 +111,11 @@ def read_pairs_jsonl(data: bytes, filename: str = "pairs.jsonl") -> list[dict]:
         if not line.strip():
             continue
         try:
-            items.append(check_item(json.loads(line)))
+            items.append(check_item(loads(line)))
         except json.JSONDecodeError as e:
             errors.append(ItemError(f"is not valid JSON ({e.msg} at column {e.colno})", line=number, file=filename))
+        except ValueError:  # Python reads no integer of more than 4,300 digits
+            errors.append(ItemError("holds a number too long to read (over 4,300 digits)", line=number, file=filename))
         except ItemError as e:
             e.line, e.file = number, filename
             errors.append(e)

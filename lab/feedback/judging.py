@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from rest_framework import serializers
 
 from lab.feedback import assignment
-from lab.feedback.models import Campaign, Strength
+from lab.feedback.models import MAX_ID, Campaign, Strength
 
 
 @dataclass
@@ -17,8 +17,12 @@ class Reply:
     body: dict
 
 
+def item_field() -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The item's id, as the queue gives it.")
+
+
 class VoteSerializer(serializers.Serializer):
-    item = serializers.IntegerField()
+    item = item_field()
     choice = serializers.ChoiceField(choices=assignment.CHOICES, help_text="As shown: left, right, tie or both_bad.")
     strength = serializers.ChoiceField(choices=Strength.choices, required=False, allow_blank=True)
     rationale = serializers.CharField(required=False, allow_blank=True, max_length=5000)
@@ -26,7 +30,7 @@ class VoteSerializer(serializers.Serializer):
 
 
 class SkipSerializer(serializers.Serializer):
-    item = serializers.IntegerField()
+    item = item_field()
 
 
 NOT_FOUND = Reply(404, {"detail": "not found"})

@@ -13,6 +13,12 @@ from django.dispatch import receiver
 
 from lab.accounts.models import Team
 
+MAX_ID = 2**63 - 1
+"""The largest primary key (a 64-bit integer, BigAutoField): an id beyond it names nothing, and the
+database cannot even be asked about it (OverflowError)."""
+MAX_OVERLAP = 50
+"""Annotators per item at most, in every form and the API (the column is a small integer)."""
+
 
 class Label(models.TextChoices):
     A = "a", "A is better"
