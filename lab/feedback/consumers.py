@@ -15,6 +15,9 @@ WAITING_LOOK_SECONDS).
 A judgement over the websocket skips what every HTTP request pays (Django's request handling, its
 middleware, authentication): the next item arrives in about half the time (bench/feedback.py).
 Access is still checked on every message, so an annotator taken off the campaign stops at once.
+A message that is not a JSON object with a known action (not JSON, nested too deep, binary, an
+array, a vote with a missing or wrong field or an id past 64 bits) is answered with status 400 and
+a detail, and the socket stays open (lab/websockets.py).
 """
 
 import asyncio
@@ -22,7 +25,6 @@ import json
 import time
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404
 
@@ -30,12 +32,13 @@ from lab.feedback import judging
 from lab.feedback.access import get_campaign_for_annotator, get_campaign_for_user
 from lab.feedback.dashboard import campaign_stats
 from lab.feedback.streaming import group_name
+from lab.websockets import LimitedJsonConsumer
 
 REFRESH_SECONDS = 0.5
 WAITING_LOOK_SECONDS = 30.0
 
 
-class CampaignConsumer(AsyncJsonWebsocketConsumer):
+class CampaignConsumer(LimitedJsonConsumer):
     async def connect(self):
         try:
             self.campaign = await database_sync_to_async(get_campaign_for_user)(
@@ -79,8 +82,11 @@ class CampaignConsumer(AsyncJsonWebsocketConsumer):
         self.campaign.refresh_from_db()
         return campaign_stats(self.campaign)
 
+    async def receive_json(self, content, **kwargs):
+        await self.refuse("the dashboard's socket only sends; it takes no messages")
 
-class AnnotatorConsumer(AsyncJsonWebsocketConsumer):
+
+class AnnotatorConsumer(LimitedJsonConsumer):
     actions = {"vote": judging.vote, "skip": judging.skip, "next": judging.next_items}
 
     async def connect(self):
@@ -108,19 +114,18 @@ class AnnotatorConsumer(AsyncJsonWebsocketConsumer):
     async def encode_json(cls, content):
         return json.dumps(content, cls=DjangoJSONEncoder)  # the queue's expiry times, as the REST API writes them
 
-    @classmethod
-    async def decode_json(cls, text_data):
-        try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
+    async def refuse(self, detail: str, **fields):
+        await super().refuse(detail, **{"reply": None, "ref": None, **fields})
 
     async def receive_json(self, content, **kwargs):
-        if not isinstance(content, dict) or content.get("action") not in self.actions:
-            await self.send_json({"reply": None, "ref": content.get("ref") if isinstance(content, dict) else None,
-                                  "status": 400, "detail": f"send JSON with an action: {', '.join(self.actions)}"})
+        if not isinstance(content, dict):
+            await self.refuse(f"send a JSON object with an action ({', '.join(self.actions)}), not {_json_type(content)}")
             return
-        await self._act(content["action"], content, ref=content.get("ref"))
+        action, ref = content.get("action"), content.get("ref")
+        if not isinstance(action, str) or action not in self.actions:
+            await self.refuse(f"send JSON with an action: {', '.join(self.actions)}", ref=ref)
+            return
+        await self._act(action, content, ref=ref)
 
     async def _act(self, action: str, data: dict, ref=None):
         # Not thread-sensitive: annotators' judgements run side by side, each on its own database
@@ -169,3 +174,7 @@ class AnnotatorConsumer(AsyncJsonWebsocketConsumer):
         self.look = None
         if self.waiting:
             await self._act("next", {})
+
+
+def _json_type(value) -> str:
+    return {list: "an array", str: "a string", bool: "true or false", type(None): "null"}.get(type(value), "a number")

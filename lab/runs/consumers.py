@@ -1,18 +1,34 @@
-"""The run websocket: authenticate, check access, join the run's group, replay what was missed, go live."""
+"""The run websocket: authenticate, check access, join the run's group, replay what was missed, go live.
+
+ws/runs/<id>/?after=<seq> replays the events after seq (0, the default: all of them). An `after`
+that is not a whole number from 0 to 2^63 - 1 is answered {"status": 400, "detail": why} and the
+socket closes with 4400. The socket only sends: a message from the client is answered with a 400
+and nothing else happens (lab/websockets.py).
+"""
 
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
 from lab.access import get_run_for_user
 from lab.runs.streaming import run_state
+from lab.websockets import LimitedJsonConsumer
 
 REPLAY_CHUNK = 500
+MAX_SEQ = 2**63 - 1  # RunEvent.seq is a 64-bit integer
 
 
-class RunConsumer(AsyncJsonWebsocketConsumer):
+def parse_after(query_string: bytes) -> int:
+    """The `after` of a query string; ValueError saying why when it is not a seq."""
+    values = parse_qs(query_string.decode("latin-1")).get("after", ["0"])
+    text = values[-1].strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEQ:
+        raise ValueError(f"after must be a whole number from 0 to {MAX_SEQ} (the last event seen), not {text[:40]!r}")
+    return int(text)
+
+
+class RunConsumer(LimitedJsonConsumer):
     async def connect(self):
         user = self.scope.get("user")
         try:
@@ -21,9 +37,12 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4404)
             return
         try:
-            after = int(parse_qs(self.scope.get("query_string", b"").decode()).get("after", ["0"])[0])
-        except ValueError:
-            after = 0
+            after = parse_after(self.scope.get("query_string", b""))
+        except ValueError as e:
+            await self.accept()
+            await self.refuse(str(e))
+            await self.close(code=4400)
+            return
         # Join first, then replay: an event published in between arrives twice (the client drops
         # duplicates by seq) instead of never.
         await self.channel_layer.group_add(self.run.group_name, self.channel_name)
@@ -47,6 +66,9 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if hasattr(self, "run"):
             await self.channel_layer.group_discard(self.run.group_name, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        await self.refuse("the run's socket only sends; it takes no messages")
 
     async def run_events(self, message):
         await self.send_json({"events": message["events"], "run": message["run"]})

@@ -68,3 +68,35 @@ async def test_it_replays_long_histories_in_chunks(cast):
         received += [e["seq"] for e in (await communicator.receive_json_from(timeout=5))["events"]]
     assert received == list(range(1, 1204))
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize("after", ["abc", "-1", "1.5", "99999999999999999999", "%00"])
+async def test_it_refuses_an_after_that_is_not_a_seq(cast, after):
+    run = await sync_to_async(_make_run)(cast.team, 2)
+    communicator, connected, _ = await _connect(cast.alice, run.pk, after=after)
+    assert connected
+    refused = await communicator.receive_json_from(timeout=5)
+    assert refused["status"] == 400
+    assert refused["detail"].startswith("after must be a whole number from 0 to 9223372036854775807 (the last event seen)")
+    assert (await communicator.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4400}
+
+
+async def test_it_answers_messages_it_does_not_take_and_stays_open(cast):
+    run = await sync_to_async(_make_run)(cast.team, 1)
+    communicator, connected, _ = await _connect(cast.alice, run.pk)
+    assert connected and (await communicator.receive_json_from(timeout=5))["replay"] is True
+
+    await communicator.send_to(text_data="[" * 50_000 + "]" * 50_000)
+    deep = await communicator.receive_json_from(timeout=5)
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    binary = await communicator.receive_json_from(timeout=5)
+    await communicator.send_json_to({"after": 0})
+    message = await communicator.receive_json_from(timeout=5)
+
+    assert deep["status"] == 400 and deep["detail"].startswith("not JSON: nested deeper than 64 levels")
+    assert binary == {"status": 400, "detail": "send JSON as a text message, not binary"}
+    assert message == {"status": 400, "detail": "the run's socket only sends; it takes no messages"}
+    event = await sync_to_async(run.append_event)("metric", step=1, values={"loss": 1.0})
+    await sync_to_async(publish)(run, [event.as_message()])
+    assert [e["seq"] for e in (await communicator.receive_json_from(timeout=5))["events"]] == [2]
+    await communicator.disconnect()
