@@ -25,6 +25,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from training.config import ConfigError
 from training.tokenizer import load_tokenizer, saved_tokenizer_settings
+from training.tokenizer_files import declared_special_tokens, read_tokenizer_config
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
 TRAINER_STATE = "trainer_state.json"
@@ -82,9 +83,12 @@ def hf_tokenizer(tokenizer_path: str | Path, model_max_length: int) -> PreTraine
     """The trained `tokenizer.json` wrapped for transformers, eos/bos/pad set for generation, with
     the chat template and unk token the tokenizer stage saved beside it."""
     _, eos, pad = load_tokenizer(tokenizer_path)
+    declared = declared_special_tokens(read_tokenizer_config(Path(tokenizer_path).parent))
     return PreTrainedTokenizerFast(
         tokenizer_file=str(tokenizer_path),
-        bos_token=eos,  # documents are separated by eos alone, GPT-2 style, so it also starts one
+        # The lab's documents are separated by eos alone, GPT-2 style, so eos also starts one; a
+        # brought tokenizer keeps the bos it declares.
+        bos_token=declared.get("bos_token", eos),
         eos_token=eos,
         pad_token=pad,
         model_max_length=model_max_length,

@@ -140,11 +140,18 @@ CHAT_TEMPLATE_PROBE = [
 """The two-message conversation a chat template must render."""
 
 
-def eos_and_pad(special_tokens: list[str]) -> tuple[str, str]:
-    """(eos, pad) of a non-empty list of special tokens: `<|endoftext|>` if there, else the
-    first; `<|pad|>` if there, else the eos token."""
-    eos = EOS_TOKEN if EOS_TOKEN in special_tokens else special_tokens[0]
-    pad = PAD_TOKEN if PAD_TOKEN in special_tokens else eos
+def eos_and_pad(special_tokens: list[str], declared: dict[str, str] | None = None) -> tuple[str, str]:
+    """(eos, pad) of a non-empty list of special tokens: the `eos_token`/`pad_token` a tokenizer
+    declares (its tokenizer_config.json) when it is one of them; else `<|endoftext|>` if there, else
+    the first; `<|pad|>` if there, else the eos token. A brought Llama's first special token is
+    `<unk>` or `<|begin_of_text|>`: only its declaration tells its end of text."""
+    declared = declared or {}
+    eos = declared.get("eos_token")
+    if eos not in special_tokens:
+        eos = EOS_TOKEN if EOS_TOKEN in special_tokens else special_tokens[0]
+    pad = declared.get("pad_token")
+    if pad not in special_tokens:
+        pad = PAD_TOKEN if PAD_TOKEN in special_tokens else eos
     return eos, pad
 
 

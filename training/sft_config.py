@@ -4,7 +4,6 @@ length, its linear layers, its chat template) read only headers, config files an
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +24,12 @@ from training.config_checks import (
 from training.dataset_files import check_format, require_dataset_file, require_kind
 from training.lora_targets import ALL_LINEAR, check_target_modules
 from training.model_info import inspect_model_for_length
+from training.tokenizer_files import declared_special_tokens, read_tokenizer_config
 
 METHODS = ("full", "lora", "qlora")
 LOSS_ON = ("assistant", "all")
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
 
 
 @dataclass
@@ -179,12 +178,4 @@ class SftConfig(_Config):
 
 def _special_tokens(folder: Path) -> dict[str, str]:
     """The `bos_token`, `eos_token`, … a chat template may use, from `tokenizer_config.json`."""
-    path = folder / "tokenizer_config.json"
-    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    tokens = {}
-    for key in SPECIAL_TOKEN_KEYS:
-        value = saved.get(key)
-        value = value.get("content") if isinstance(value, dict) else value
-        if isinstance(value, str):
-            tokens[key] = value
-    return tokens
+    return declared_special_tokens(read_tokenizer_config(folder, "base_model"))

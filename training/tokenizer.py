@@ -33,13 +33,13 @@ from training.config import (
 )
 from training.corpus import CorpusStats, file_sha256, iter_batches, iter_documents
 from training.events import Reporter
+from training.tokenizer_files import TOKENIZER_CONFIG, declared_special_tokens, read_tokenizer_config
 
 ALGORITHM_NAMES = {"bpe": "byte-level-bpe", "unigram": "unigram", "wordpiece": "wordpiece"}
 COUNT_SAMPLE_BYTES = 128 * 1024
 """How much of the corpus the artifact's encoding statistics are measured on. Encoding runs at
 about the speed of training, so 1 MiB cost a 20 MB corpus's training 5%; on tinyshakespeare the
 token count estimated from 128 KiB was 0.2% off the exact count (1 MiB: 0.2%, 64 KiB: 1%)."""
-HF_CONFIG = "tokenizer_config.json"
 
 
 def train_tokenizer(cfg: TokenizerConfig, reporter: Reporter) -> Path | None:
@@ -147,7 +147,7 @@ def save_tokenizer(tokenizer: Tokenizer, cfg: TokenizerConfig) -> Path:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     hf_config = json.dumps(hf_tokenizer_config(cfg), indent=2, ensure_ascii=False)
-    _replace_atomically(out / HF_CONFIG, lambda tmp: tmp.write_text(hf_config, encoding="utf-8"))
+    _replace_atomically(out / TOKENIZER_CONFIG, lambda tmp: tmp.write_text(hf_config, encoding="utf-8"))
     path = out / "tokenizer.json"
     _replace_atomically(path, lambda tmp: tokenizer.save(str(tmp)))
     return path
@@ -173,11 +173,8 @@ def count_tokens(
 
 
 def load_tokenizer(path: str | Path) -> tuple[Tokenizer, str, str]:
-    """(tokenizer, eos token, pad token) of a `tokenizer.json`.
-
-    The eos token is `<|endoftext|>` if the tokenizer has it, else its first special token; the pad
-    token is `<|pad|>` if present, else the eos token.
-    """
+    """(tokenizer, eos token, pad token) of a `tokenizer.json`, as `eos_and_pad` chooses them among
+    its special tokens and what the tokenizer_config.json beside it declares."""
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as e:  # the Rust side raises a bare Exception for unreadable files
@@ -188,18 +185,17 @@ def load_tokenizer(path: str | Path) -> tuple[Tokenizer, str, str]:
         raise ConfigError(
             "tokenizer_path", f"{path} has no special tokens; it needs an end-of-text token"
         )
-    eos, pad = eos_and_pad(specials)
+    declared = declared_special_tokens(read_tokenizer_config(Path(path).parent))
+    eos, pad = eos_and_pad(specials, declared)
     return tokenizer, eos, pad
 
 
 def saved_tokenizer_settings(tokenizer_path: str | Path) -> dict[str, str]:
     """`chat_template` and `unk_token` from the `tokenizer_config.json` beside a `tokenizer.json`,
     those it has; {} without one (a tokenizer trained before the stage wrote it)."""
-    hf_config = Path(tokenizer_path).with_name(HF_CONFIG)
-    if not hf_config.is_file():
-        return {}
-    saved = json.loads(hf_config.read_text(encoding="utf-8"))
-    return {k: saved[k] for k in ("chat_template", "unk_token") if saved.get(k)}
+    saved = read_tokenizer_config(Path(tokenizer_path).parent)
+    settings = {"chat_template": saved.get("chat_template"), **declared_special_tokens(saved)}
+    return {k: settings[k] for k in ("chat_template", "unk_token") if isinstance(settings.get(k), str) and settings[k]}
 
 
 def _artifact_metadata(

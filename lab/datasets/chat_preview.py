@@ -3,15 +3,13 @@ rendered with a tokenizer's chat template, cut into that tokenizer's tokens, eac
 assistant's turn, as trl's assistant-only loss takes it) or not (the prompt). Torch-free: the
 template renders in transformers' sandboxed Jinja (training.config) and `tokenizers` cuts it."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from training.config import render_chat_template
-
-SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
+from training.config import ConfigError, render_chat_template
+from training.tokenizer_files import declared_special_tokens, read_tokenizer_config
 
 
 @dataclass(frozen=True)
@@ -48,11 +46,13 @@ def chat_previews(record: dict, kind: str, tokenizer_json: Path) -> list[ChatPre
 
 
 def _template_of(tokenizer_json: Path) -> tuple[str, dict[str, str]]:
-    config_path = tokenizer_json.with_name("tokenizer_config.json")
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    if not config.get("chat_template"):
+    try:
+        config = read_tokenizer_config(tokenizer_json.parent)
+    except ConfigError as e:
+        raise NoChatTemplate(f"this tokenizer's {e.message}") from None
+    if not isinstance(config.get("chat_template"), str) or not config["chat_template"]:
         raise NoChatTemplate("this tokenizer has no chat template: train one with a chat template to see this")
-    return config["chat_template"], {k: config[k] for k in SPECIAL_TOKEN_KEYS if isinstance(config.get(k), str)}
+    return config["chat_template"], declared_special_tokens(config)
 
 
 def _as_messages(value, role: str) -> list[dict]:
