@@ -3,6 +3,7 @@
 #
 #   docker build -t llm-lab .                                                   # torch from PyPI
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 -t llm-lab .
+#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu --build-arg GPU_EXTRAS=0 -t llm-lab .
 #
 # TORCH_INDEX_URL: where torch==2.13.0 comes from. Empty: PyPI, whose Linux x86_64 wheel is built
 # for CUDA. Set it to one of PyTorch's indexes to choose the build: a .../whl/cuXXX index for the
@@ -11,6 +12,8 @@
 FROM python:3.11-slim
 
 ARG TORCH_INDEX_URL=
+# GPU_EXTRAS=1 also installs requirements/gpu.txt (bitsandbytes for qlora); 0 keeps a CPU image small.
+ARG GPU_EXTRAS=1
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -24,7 +27,8 @@ COPY requirements/ requirements/
 RUN if [ -n "$TORCH_INDEX_URL" ]; then \
         pip install --index-url "$TORCH_INDEX_URL" torch==2.13.0; \
     fi \
-    && pip install -r requirements/train.txt
+    && pip install -r requirements/train.txt \
+    && if [ "$GPU_EXTRAS" = 1 ]; then pip install -r requirements/gpu.txt; fi
 
 COPY . .
 

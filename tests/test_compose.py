@@ -164,6 +164,10 @@ def test_it_builds_the_image_from_the_pinned_training_requirements():
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
     assert re.search(r"^ARG TORCH_INDEX_URL", dockerfile, re.M)
     assert "pip install -r requirements/train.txt" in dockerfile
+    # qlora's bitsandbytes comes with the GPU extras, pinned, on top of the training stack.
+    assert re.search(r'^ARG GPU_EXTRAS=1$', dockerfile, re.M) and "pip install -r requirements/gpu.txt" in dockerfile
+    gpu = (ROOT / "requirements" / "gpu.txt").read_text().splitlines()
+    assert "-r train.txt" in gpu and any(re.fullmatch(r"bitsandbytes==[0-9.]+", line) for line in gpu)
     assert "collectstatic --noinput" in dockerfile
 
 
