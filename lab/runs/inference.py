@@ -3,7 +3,6 @@ answer comes back through Celery's result backend. The view is async, so a wait 
 other request of the web process."""
 
 import asyncio
-import json
 
 from asgiref.sync import sync_to_async
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_POST
 from lab.access import get_artifact_for_user
 from lab.queues import INFERENCE_QUEUE
 from lab.runs.models import Artifact
+from training import json_limits
 
 MAX_TEXTS = 16
 MAX_TEXT_CHARS = 5000
@@ -32,7 +32,7 @@ def _classifier_for_user(user, pk) -> Artifact:
 def _texts(body: bytes) -> list[str] | str:
     """The texts of a request `{"texts": [...]}` or `{"text": "..."}`, or what is wrong with it."""
     try:
-        data = json.loads(body or b"{}")
+        data = json_limits.loads(body or b"{}")
     except ValueError:
         return "the body must be JSON: {\"texts\": [\"…\"]}"
     texts = data.get("texts", [data["text"]] if "text" in data else None) if isinstance(data, dict) else None

@@ -107,6 +107,8 @@ def test_a_classifier_trains_on_a_worker_and_classifies_typed_text(cast, process
     assert [r["label"] for r in results] == ["spam", "ham"]
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in results)
     assert page.post(f"/models/{classifier.pk}/classify/", {"texts": []}, content_type="application/json").status_code == 400
+    deep = page.post(f"/models/{classifier.pk}/classify/", "[" * 50_000 + "]" * 50_000, content_type="application/json")
+    assert deep.status_code == 400 and "must be JSON" in deep.json()["error"]
 
     outsider = Client()
     outsider.force_login(cast.mallory)
