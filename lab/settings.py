@@ -121,6 +121,15 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "notebook-list"
 LOGOUT_REDIRECT_URL = "login"
+# After this many failed logins from one client address, or for one username, within the window (counted
+# from the first), the login page and POST /api/token/ answer 429 until the window ends; no backend
+# authenticates meanwhile (lab/accounts/throttling.py).
+LAB_LOGIN_FAILURES = env_int("LAB_LOGIN_FAILURES", 10)
+LAB_LOGIN_WINDOW_SECONDS = env_int("LAB_LOGIN_WINDOW_SECONDS", 60)
+AUTHENTICATION_BACKENDS = [
+    "lab.accounts.throttling.RefuseWhileThrottled",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -150,6 +159,16 @@ LAB_TRAINING_PYTHON = env_str("LAB_TRAINING_PYTHON", "")
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 LAB_REDIS_PREFIX = env_str("LAB_REDIS_PREFIX", "lab")
+
+# Django's cache (failed logins) in Redis, shared by every web process. Never call cache.clear(): it
+# empties the whole Redis database, the broker's queues included.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{LAB_REDIS_PREFIX}:cache",
+    }
+}
 
 CHANNEL_LAYERS = {
     "default": {
@@ -198,6 +217,9 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 REST_FRAMEWORK = {
+    # The client address throttles see: REMOTE_ADDR, or the X-Forwarded-For entry set by the outermost
+    # of this many proxies in front of the web. Never left unset: DRF would then trust any X-Forwarded-For.
+    "NUM_PROXIES": env_int("LAB_NUM_PROXIES", 0),
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

@@ -4,6 +4,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from lab.accounts import views as accounts
 from lab.datasets import views as datasets
 from lab.notebooks import views as notebooks
 from lab.runs import inference, model_views
@@ -18,7 +19,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="notebook-list"), name="home"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("notebooks/", notebooks.notebook_list, name="notebook-list"),
     path("notebooks/<int:pk>/", notebooks.notebook_detail, name="notebook-detail"),

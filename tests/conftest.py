@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 
 from lab.accounts.actions import add_member, create_team, create_user
@@ -31,6 +32,13 @@ def sample_data() -> dict[str, Path]:
 def fast_password_hashing(settings):
     """Every test creates users; a million PBKDF2 iterations each would cost seconds per test."""
     settings.PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(settings):
+    """Each test an empty cache of its own, in memory: failed logins counted by one never throttle another."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    caches["default"].clear()
 
 
 @pytest.fixture(autouse=True)

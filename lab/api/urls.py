@@ -4,6 +4,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.routers import DefaultRouter
 
+from lab.accounts.throttling import FailedLoginThrottle
 from lab.api import views
 from lab.api.parsers import JSONParser
 from lab.api.uploads import UploadViewSet
@@ -20,7 +21,8 @@ router.register("campaigns", CampaignViewSet, basename="api-campaign")
 
 urlpatterns = [
     # DRF's token view names its own parsers; it takes the depth-limited JSON parser like every view.
-    path("token/", ObtainAuthToken.as_view(parser_classes=[JSONParser, FormParser, MultiPartParser]), name="api-token"),
+    path("token/", ObtainAuthToken.as_view(parser_classes=[JSONParser, FormParser, MultiPartParser],
+                                           throttle_classes=[FailedLoginThrottle]), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     *router.urls,
 ]
