@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from training import json_limits
 from training.config import ConfigError
 
 # Weights and state in formats that can run code on load (pickle, and HDF5/msgpack weights the lab
@@ -59,6 +60,19 @@ def check_named_files(folder: Path, config: dict[str, Any], named_by: str, field
         for name in value if isinstance(value, list) else [value]:
             if name is not None:
                 inside(folder, name, f"{named_by} ({key})", field)
+
+
+def read_json_object(path: Path, field: str) -> dict[str, Any]:
+    """A model folder's JSON file (config, index, tokenizer config), parsed with the depth limit."""
+    if not path.is_file():
+        raise ConfigError(field, f"{path.parent.name} has no {path.name}")
+    try:
+        data = json_limits.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(field, f"{path.parent.name}/{path.name} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(field, f"{path.parent.name}/{path.name} must hold a JSON object")
+    return data
 
 
 def not_safetensors(folder: Path) -> list[Path]:

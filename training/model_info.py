@@ -16,7 +16,8 @@ from typing import Any
 
 from training import json_limits
 from training.config import ConfigError
-from training.model_files import check_named_files, inside, refuse_links
+from training.model_files import check_named_files, inside, read_json_object, refuse_links
+from training.tokenizer_files import read_tokenizer_config
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 SINGLE_SAFETENSORS = "model.safetensors"
@@ -62,7 +63,7 @@ def inspect_model(path: str | Path, field: str = "base_model") -> ModelInfo:
         parameters += count
         dtypes |= file_dtypes
     architectures = config.get("architectures") or [config.get("model_type", "unknown")]
-    tokenizer_config = _read_json(folder / "tokenizer_config.json", field) if (folder / "tokenizer_config.json").is_file() else {}
+    tokenizer_config = read_tokenizer_config(folder, field)
     text_config = config.get("text_config") or config
     chat_template = tokenizer_config.get("chat_template")
     return ModelInfo(
@@ -95,7 +96,7 @@ def weight_files(folder: Path, field: str = "base_model") -> list[Path]:
     run code on load."""
     index = folder / SAFETENSORS_INDEX
     if index.is_file() or index.is_symlink():
-        weight_map = _read_json(inside(folder, SAFETENSORS_INDEX, folder.name, field), field).get("weight_map")
+        weight_map = read_json_object(inside(folder, SAFETENSORS_INDEX, folder.name, field), field).get("weight_map")
         if not isinstance(weight_map, dict):
             raise ConfigError(field, f"{index.name}: weight_map must be an object of tensor name → shard file")
         shards = [inside(folder, name, index.name, field) for name in sorted(set(map(str, weight_map.values())))]
@@ -117,12 +118,12 @@ def check_model_folder(folder: Path, field: str = "base_model") -> dict[str, Any
     """The folder's config, once its files are known to stay inside it and to need no code of the
     model's own; a ConfigError says what breaks a rule. Workers check again before they load."""
     refuse_links(folder, field)
-    config = _read_json(folder / "config.json", field)
+    config = read_json_object(folder / "config.json", field)
     _check_config(config, field)
     check_named_files(folder, config, "config.json", field)
     for name in ("tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "preprocessor_config.json"):
         if (folder / name).is_file():
-            named = _read_json(folder / name, field)
+            named = read_json_object(folder / name, field)
             _refuse_remote_code(named, name, field)
             check_named_files(folder, named, name, field)
     return config
@@ -226,15 +227,3 @@ def _is_count(value: Any) -> bool:
 def _chat_template_file(folder: Path) -> str | None:
     template = folder / "chat_template.jinja"
     return template.read_text(encoding="utf-8") if template.is_file() else None
-
-
-def _read_json(path: Path, field: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(field, f"{path.parent.name} has no {path.name}")
-    try:
-        data = json_limits.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(field, f"{path.parent.name}/{path.name} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(field, f"{path.parent.name}/{path.name} must hold a JSON object")
-    return data

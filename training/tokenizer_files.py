@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training import json_limits
-from training.config import ConfigError
+from training.model_files import read_json_object
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
@@ -17,15 +16,7 @@ SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
 def read_tokenizer_config(folder: Path, field: str = "tokenizer_path") -> dict[str, Any]:
     """The folder's tokenizer_config.json as an object; {} without one."""
     path = Path(folder) / TOKENIZER_CONFIG
-    if not path.is_file():
-        return {}
-    try:
-        config = json_limits.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(field, f"{TOKENIZER_CONFIG} is not valid JSON: {e}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(field, f"{TOKENIZER_CONFIG} must hold a JSON object")
-    return config
+    return read_json_object(path, field) if path.is_file() else {}
 
 
 def declared_special_tokens(config: dict[str, Any]) -> dict[str, str]:
