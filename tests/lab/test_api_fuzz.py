@@ -23,6 +23,7 @@ from schemathesis.checks import not_a_server_error
 
 from lab.datasets.actions import create_dataset_from_path
 from lab.datasets.uploads import start_upload
+from lab.feedback.assignment import record_vote, take_items
 from lab.runs.models import Artifact, Run
 from tests.builders import shakespeare_notebook
 from tests.feedback.builders import campaign_with_items
@@ -35,7 +36,7 @@ EXAMPLES = 30
 
 @pytest.fixture
 def things(cast, sample_data, settings):
-    """The team's things, as the app makes them; alice is also an annotator so votes reach the queue."""
+    """The team's things, as the app makes them; alice also annotates, so her votes reach the queue."""
     cells = shakespeare_notebook(cast.team, cast.alice, sample_data["corpora/tinyshakespeare.txt"])
     notebook = cells.pop("notebook")
     sft = create_dataset_from_path(cast.team, cast.alice, sample_data["sft/dolly-2k.jsonl"])
@@ -49,6 +50,8 @@ def things(cast, sample_data, settings):
                                        path=f"runs/{run.pk}/tokenizer.json", sha256="0" * 64)
     queued = Run.objects.create(team=cast.team, cell=cells["pretrain"], stage="pretrain", config={}, status="queued")
     campaign = campaign_with_items(cast.team, cast.alice, [cast.bob, cast.alice])
+    record_vote(campaign, cast.bob, take_items(campaign, cast.bob)[0].item_id, "left")  # statistics to compute
+    take_items(campaign, cast.alice)  # items alice holds, to vote on or skip
     upload = start_upload(cast.alice, "poems.txt", 64)
     datasets = [cells["corpus"].config["corpus"], sft.pk, preference.pk]
     return {
