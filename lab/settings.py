@@ -232,7 +232,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "lab.api.pagination.LimitOffset",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "lab.api.errors.exception_handler",
 }

@@ -7,7 +7,6 @@ way to reach it.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,13 +62,13 @@ MIN_CHECKPOINT_MINUTES = 1.0
 
 
 def check_limits(cfg: object) -> None:
-    """Every field of `cfg` named in LIMITS at most its limit; checkpoints no more often than a minute."""
-    for f in dataclasses.fields(cfg):
-        limit = LIMITS.get(f.name)
-        value = getattr(cfg, f.name)
-        if limit is not None and value > limit[0]:
-            raise ConfigError(f.name, f"must be at most {_number(limit[0])}: {limit[1]} (not {_number(value)})")
-    minutes = getattr(cfg, "checkpoint_every_minutes", 0)
+    """Every attribute of `cfg` named in LIMITS at most its limit; checkpoints no more often than a
+    minute. `cfg` is a stage config, or any object with some of its fields (a form's values)."""
+    for name, (limit, reason) in LIMITS.items():
+        value = getattr(cfg, name, None)
+        if isinstance(value, (int, float)) and value > limit:
+            raise ConfigError(name, f"must be at most {_number(limit)}: {reason} (not {_number(value)})")
+    minutes = getattr(cfg, "checkpoint_every_minutes", None) or 0
     if 0 < minutes < MIN_CHECKPOINT_MINUTES:
         raise ConfigError("checkpoint_every_minutes", f"must be 0 (off) or at least {MIN_CHECKPOINT_MINUTES:g}: "
                                                       f"a checkpoint takes seconds to write, so more often the run "

@@ -2,7 +2,13 @@ from rest_framework import serializers
 
 from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell, Notebook
+from lab.params import ID_MAX
 from lab.runs.models import Artifact, Run
+
+
+def team_id_field(**options) -> serializers.IntegerField:
+    """A team's id in a body: a whole number the database can hold (a larger one is a 400, not an overflow)."""
+    return serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text="The id of one of your teams.", **options)
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -27,7 +33,7 @@ class UploadedDatasetSerializer(DatasetSerializer):
 
 
 class DatasetUploadSerializer(serializers.Serializer):
-    team = serializers.IntegerField()
+    team = team_id_field()
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     kind = serializers.ChoiceField(choices=Dataset.Kind.choices, required=False, help_text="Detected when left out.")
     file = serializers.FileField()
@@ -42,6 +48,8 @@ class CellSerializer(serializers.ModelSerializer):
 
 class NotebookSerializer(serializers.ModelSerializer):
     cells = CellSerializer(many=True, read_only=True)
+    # An id, looked up by the view through the access module: another team's is a 404, as a missing one.
+    team = team_id_field(source="team_id")
 
     class Meta:
         model = Notebook

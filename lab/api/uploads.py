@@ -9,6 +9,7 @@
 """
 
 from django.shortcuts import get_object_or_404
+from django.urls.converters import UUIDConverter
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -18,7 +19,7 @@ from rest_framework.response import Response
 
 from lab import access
 from lab.api.parsers import JSONParser
-from lab.api.serializers import ArtifactSerializer, UploadedDatasetSerializer
+from lab.api.serializers import ArtifactSerializer, UploadedDatasetSerializer, team_id_field
 from lab.datasets.models import Dataset, Upload
 from lab.datasets.uploads import (
     OffsetMismatch,
@@ -48,12 +49,12 @@ class UploadStartSerializer(serializers.Serializer):
 
 
 class ModelCompleteSerializer(serializers.Serializer):
-    team = serializers.IntegerField()
+    team = team_id_field()
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
 class UploadCompleteSerializer(serializers.Serializer):
-    team = serializers.IntegerField()
+    team = team_id_field()
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     kind = serializers.ChoiceField(choices=Dataset.Kind.choices, required=False)
 
@@ -65,6 +66,7 @@ def _state(upload: Upload) -> dict:
 
 class UploadViewSet(viewsets.ViewSet):
     parser_classes = [JSONParser, RawChunk]  # chosen by Content-Type: chunks are octet-stream
+    lookup_value_regex = UUIDConverter.regex  # an id that is no UUID is a 404 before any lookup
 
     def _own(self, pk) -> Upload:
         return get_object_or_404(Upload, pk=pk, user=self.request.user)  # someone else's: 404, as for all

@@ -12,10 +12,10 @@ from lab.api import serializers as s
 from lab.api.parsers import JSONParser
 from lab.datasets.actions import create_dataset_from_chunks, delete_dataset
 from lab.datasets.views import dataset_response
-from lab.notebooks.forms import FORMS
+from lab.notebooks.forms import bind_config
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.actions import cancel_run, resume_run, start_cell_run
-from lab.runs.views import artifact_response
+from lab.runs.views import artifact_response, stored_events
 from training.config import ConfigError
 
 
@@ -68,7 +68,7 @@ class NotebookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         return access.get_notebook_for_user(self.request.user, self.kwargs["pk"])
 
     def perform_create(self, serializer):
-        team = access.get_team_for_user(self.request.user, serializer.validated_data["team"].pk)
+        team = access.get_team_for_user(self.request.user, serializer.validated_data.pop("team_id"))
         serializer.save(team=team, created_by=self.request.user)
 
     @extend_schema(request=s.CellSerializer, responses=s.CellSerializer)
@@ -85,10 +85,13 @@ class NotebookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         return Response(s.CellSerializer(cell).data, status=status.HTTP_201_CREATED)
 
 
-def _validated_config(cell: Cell, config: dict) -> dict:
-    """Validate a cell config with the same form the page uses; errors name the field."""
-    raw = {k: (", ".join(v) if isinstance(v, list) else v) for k, v in config.items()}
-    form = FORMS[cell.kind]({k: v for k, v in raw.items() if v is not False}, cell=cell)
+def _validated_config(cell: Cell, config) -> dict:
+    """`config` merged onto the cell's stored one and validated by the form the page uses, which fills
+    the same defaults; every error names its field."""
+    try:
+        form = bind_config(cell, config)
+    except ConfigError as exc:
+        raise ValidationError({exc.field: [exc.message]}) from None
     if not form.is_valid():
         raise ValidationError({field: [str(e) for e in errors] for field, errors in form.errors.items()})
     return form.cleaned_data
@@ -103,10 +106,12 @@ class CellViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=s.CellSerializer, responses=s.CellSerializer)
     def partial_update(self, request, pk=None):
         cell = self.get_object()
-        if "config" in request.data:
-            cell.config = _validated_config(cell, {**cell.config, **request.data["config"]})
-        if "title" in request.data:
-            cell.title = str(request.data["title"])[:200]
+        data = s.CellSerializer(cell, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        if "config" in data.validated_data:
+            cell.config = _validated_config(cell, data.validated_data["config"])
+        if "title" in data.validated_data:
+            cell.title = data.validated_data["title"]
         cell.save()
         return Response(s.CellSerializer(cell).data)
 
@@ -126,16 +131,11 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def get_object(self):
         return access.get_run_for_user(self.request.user, self.kwargs["pk"])
 
-    @extend_schema(parameters=[OpenApiParameter("after", int, description="only events with a larger seq")],
+    @extend_schema(parameters=[OpenApiParameter("after", int, description="only events with a larger seq (at most 5000 of them)")],
                    responses=s.RunEventSerializer(many=True))
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
-        run = self.get_object()
-        try:
-            after = int(request.query_params.get("after", 0) or 0)
-        except ValueError:
-            raise ValidationError({"after": ["must be an integer"]}) from None
-        return Response([e.as_message() for e in run.events.filter(seq__gt=after)[:5000]])
+        return Response(stored_events(self.get_object(), request.query_params))
 
     @extend_schema(request=None, responses=s.RunSerializer)
     @action(detail=True, methods=["post"])

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods, require_POST
 
+from lab import params
 from lab.access import (
     artifacts_for_user,
     datasets_for_user,
@@ -65,7 +66,13 @@ def dataset_detail(request, pk, edit_form=None, status=200):
     page = pages.get_page(request.GET.get("page"))
     records, unreadable = page_records(dataset, page.start_index() - 1, PAGE_SIZE)
     tokenizers = artifacts_for_user(request.user).filter(team=dataset.team, kind=Artifact.Kind.TOKENIZER)
-    tokenizer = tokenizers.filter(pk=request.GET.get("tokenizer") or 0).first()
+    try:
+        tokenizer_id = params.integer(request.GET, "tokenizer", min_value=1)
+    except ConfigError as exc:
+        return params.bad_request(exc)
+    tokenizer = None if tokenizer_id is None else tokenizers.filter(pk=tokenizer_id).first()
+    if tokenizer_id is not None and tokenizer is None:
+        raise Http404("no such tokenizer in this dataset's team")
     stats, previews, no_preview = dataset.stats, [], ""
     shown = _record_on_page(request.GET.get("record"), len(records))
     if tokenizer is not None:

@@ -1,7 +1,7 @@
 """The human-feedback cell: a campaign over the pairs of responses its generate cell's current run
 wrote. One campaign per generate run; pressing Start again for the same run opens the same one."""
 
-import json
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -11,6 +11,7 @@ from lab.feedback.models import Campaign
 from lab.notebooks.kinds import resolve_inputs
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact
+from training import json_limits
 from training.config import ConfigError
 
 
@@ -47,7 +48,19 @@ def start_campaign(cell: Cell, user) -> tuple[Campaign, bool]:
 
 
 def _records(path: str):
+    """The generate run's records; ConfigError naming the file's line that is not a JSON object."""
     with open(path, encoding="utf-8") as f:
-        for line in f:
+        for number, line in enumerate(f, start=1):
             if line.strip():
-                yield json.loads(line)
+                yield generation_record(line, f"{Path(path).name}, line {number}")
+
+
+def generation_record(line: str, where: str) -> dict:
+    """One line of a generations file, parsed with the depth limit."""
+    try:
+        record = json_limits.loads(line)
+    except ValueError as exc:
+        raise ConfigError("generate_cell", f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise ConfigError("generate_cell", f"{where}: must be a JSON object")
+    return record

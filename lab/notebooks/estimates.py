@@ -1,5 +1,7 @@
 """What a pretrain cell will cost, shown before launch: parameters, tokens, FLOPs, Chinchilla budget."""
 
+from lab import params
+from lab.notebooks.forms import PLACEHOLDER_PATHS
 from lab.notebooks.kinds import cell_output, upstream_cell
 from lab.notebooks.models import Cell
 from training import presets
@@ -21,10 +23,15 @@ def tokenizer_vocab_size(cell: Cell) -> int | None:
 
 
 def for_cell(cell: Cell, overrides: dict | None = None) -> dict:
+    """The estimate for the cell's config with `overrides` (the form's current values, as text).
+    ConfigError naming the field when a value is one the pretrain stage would refuse."""
     values = {**_defaults(), **{k: v for k, v in cell.config.items() if k in FIELDS}}
     for key, value in (overrides or {}).items():
         if key in FIELDS:
-            values[key] = value if key == "preset" else int(value)
+            values[key] = value if key == "preset" else params.integer(overrides, key, min_value=None, required=True)
+    # The stage's own checks (bounds, the preset's positions); warmup is no part of the estimate.
+    init_from = "/validate/base" if cell.config.get("model_cell") else None
+    PretrainConfig.from_dict({**values, **PLACEHOLDER_PATHS, "warmup_steps": 0, "init_from": init_from})
     vocab = tokenizer_vocab_size(cell)
     known_vocab = vocab is not None
     vocab = vocab or 4096

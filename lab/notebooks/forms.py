@@ -5,6 +5,8 @@ import ast
 import dataclasses
 import functools
 import inspect
+import json
+import types
 import typing
 
 from django import forms
@@ -17,6 +19,7 @@ from training import classify_config, presets, sft_config
 from training.classify_config import ClassifyConfig
 from training.clean import CleanConfig
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
+from training.config_checks import check_limits, refuse_unknown_keys
 from training.generate_config import GenerateConfig
 from training.sft_config import SftConfig
 
@@ -109,11 +112,13 @@ class CellConfigForm(forms.Form):
         for f in dataclasses.fields(self.config_class):
             if f.name not in RESOLVED_FIELDS:
                 self.fields[f.name] = _form_field(self.config_class, f, hints[f.name], docs.get(f.name, ""))
+        # Lists of strings, edited as text: one item a line (LINE_LISTS) or comma-separated.
+        self.text_lists = {name for name in self.fields if typing.get_origin(hints.get(name)) is list}
 
     def clean(self):
         data = super().clean()
         for name, value in list(data.items()):
-            if typing.get_origin(typing.get_type_hints(self.config_class).get(name)) is list:
+            if name in self.text_lists:
                 data[name] = [item.strip() for item in value.split("\n" if name in LINE_LISTS else ",") if item.strip()]
         try:
             self.check_config(data)
@@ -135,6 +140,8 @@ class CellConfigForm(forms.Form):
         elif self.config_class in PLACEHOLDER_PATHS_FOR:
             config = {k: v for k, v in data.items() if k not in input_keys(self.cell.kind)}
             self.config_class.from_dict({**config, **PLACEHOLDER_PATHS_FOR[self.config_class]})
+        else:
+            check_limits(types.SimpleNamespace(**data))  # the stage's other checks read its inputs' files
 
 
 def input_field(cell: Cell, spec: InputSpec) -> forms.Field:
@@ -242,3 +249,57 @@ FORMS = {
     Cell.Kind.GENERATE: GenerateForm,
     Cell.Kind.ANNOTATE: AnnotateForm,
 }
+
+
+def bind_config(cell: Cell, config) -> forms.Form:
+    """The cell's form bound as the page would post it, for the API: the stored config with `config`
+    (a JSON object, maybe of a few keys) merged on top, and the defaults the page shows for what
+    neither gives. A key the form has no field for, or a value of the wrong JSON type, is a
+    ConfigError naming the key; the form then validates as the page's does."""
+    if not isinstance(config, dict):
+        raise ConfigError("config", f"must be a JSON object, not {_json_type(config)}")
+    form = FORMS[cell.kind](cell=cell)
+    refuse_unknown_keys(config, list(form.fields))
+    data = {name: form.get_initial_for_field(field, name) for name, field in form.fields.items()}
+    for name, value in config.items():
+        data[name] = _as_posted(form, name, value)
+    return FORMS[cell.kind](data, cell=cell)
+
+
+def _as_posted(form: forms.Form, name: str, value):
+    """A JSON value as the page's form field takes it; ConfigError(name) when its type cannot be meant."""
+    field = form.fields[name]
+    if name in getattr(form, "text_lists", ()):
+        return _joined(name, value)
+    if isinstance(field, forms.BooleanField):
+        expected, ok = "true or false", isinstance(value, bool)
+    elif isinstance(field, forms.FloatField):  # before IntegerField, its base class
+        expected, ok = "a number", _is_int(value) or isinstance(value, float)
+    elif isinstance(field, forms.IntegerField) or isinstance(field, forms.TypedChoiceField) and field.coerce is int:
+        expected, ok = "an integer", _is_int(value) or (value is None and not field.required)
+    elif isinstance(field, forms.MultipleChoiceField):
+        expected, ok = "a list of ids", isinstance(value, list) and all(_is_int(v) for v in value)
+    else:
+        expected, ok = "a string", isinstance(value, str)
+    if not ok:
+        raise ConfigError(name, f"must be {expected}, not {_json_type(value)}")
+    return value
+
+
+def _joined(name: str, value) -> str:
+    """A list of strings as the page's text box holds it: one a line, or comma-separated."""
+    separator = "\n" if name in LINE_LISTS else ","
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(name, f"must be a list of strings, not {_json_type(value)}")
+    if any(separator in v for v in value):
+        raise ConfigError(name, f"an item must not hold {'a comma' if separator == ',' else 'a line break'}")
+    return (separator if separator == "\n" else ", ").join(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_type(value) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return "null" if value is None else f"{names.get(type(value), type(value).__name__)} ({json.dumps(value)[:40]})"

@@ -1,14 +1,15 @@
-import json
+from pathlib import Path
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from lab import params
 from lab.access import (
     get_cell_for_user,
     get_notebook_for_user,
@@ -18,7 +19,7 @@ from lab.access import (
 )
 from lab.feedback.items import ItemErrors
 from lab.notebooks import estimates
-from lab.notebooks.annotate import campaigns_of, start_campaign
+from lab.notebooks.annotate import campaigns_of, generation_record, start_campaign
 from lab.notebooks.forms import FORMS
 from lab.notebooks.kinds import RUNNABLE, cell_output, stale_inputs
 from lab.notebooks.models import Cell, Notebook
@@ -58,23 +59,32 @@ def _cell_context(cell: Cell, bound_form=None) -> dict:
         "generations": generations_preview(output.path) if output and cell.kind == Cell.Kind.GENERATE else None,
         "stale": stale_inputs(cell),
         "history": cell.runs.order_by("-created_at")[:10],
-        "estimate": estimates.for_cell(cell) if cell.kind == Cell.Kind.PRETRAIN else None,
+        "estimate": _estimate(cell) if cell.kind == Cell.Kind.PRETRAIN else None,
         "clean_report": clean_report(cell) if cell.kind == Cell.Kind.CLEAN else None,
         "campaigns": campaigns_of(cell) if cell.kind == Cell.Kind.ANNOTATE else None,
     }
 
 
+def _estimate(cell: Cell) -> dict | None:
+    try:
+        return estimates.for_cell(cell)
+    except ConfigError:
+        return None  # a stored value the stage refuses: the form and Run say which
+
+
 def generations_preview(path: str, shown: int = 6) -> dict:
-    """How many responses a generate run wrote, and the first few (the file is read line by line)."""
+    """How many responses a generate run wrote, and the first few (the file is read line by line);
+    `error` names the line that cannot be read."""
     first, count = [], 0
     try:
         with open(path, encoding="utf-8") as f:
-            for line in f:
-                count += 1
+            for count, line in enumerate(f, start=1):
                 if len(first) < shown:
-                    first.append(json.loads(line))
-    except (OSError, ValueError):
-        return {"count": 0, "first": []}
+                    first.append(generation_record(line, f"{Path(path).name}, line {count}"))
+    except ConfigError as exc:
+        return {"count": 0, "first": [], "error": exc.message}
+    except (OSError, ValueError) as exc:
+        return {"count": 0, "first": [], "error": f"{Path(path).name} cannot be read: {exc}"}
     return {"count": count, "first": first}
 
 
@@ -113,7 +123,7 @@ def cell_add(request, pk):
         return redirect("notebook-detail", pk=notebook.pk)
     last = notebook.cells.order_by("-position").first()
     cell = Cell.objects.create(notebook=notebook, kind=kind, position=(last.position + 1) if last else 0,
-                               title=request.POST.get("title", ""))
+                               title=request.POST.get("title", "")[:200])
     return redirect(reverse("notebook-detail", args=[notebook.pk]) + f"#cell-{cell.pk}")
 
 
@@ -189,10 +199,15 @@ def cell_move(request, pk):
 def cell_use_run(request, pk):
     """Make one of the cell's earlier runs its current output again."""
     cell = get_cell_for_user(request.user, pk)
-    run = cell.runs.filter(pk=request.POST.get("run")).first()
-    if run is not None:
-        cell.current_run = run
-        cell.save(update_fields=["current_run", "updated_at"])
+    try:
+        run_id = params.integer(request.POST, "run", min_value=1, required=True)
+    except ConfigError as exc:
+        return params.bad_request(exc)
+    run = cell.runs.filter(pk=run_id).first()
+    if run is None:
+        raise Http404("no such run of this cell")
+    cell.current_run = run
+    cell.save(update_fields=["current_run", "updated_at"])
     return redirect(reverse("notebook-detail", args=[cell.notebook.pk]) + f"#cell-{cell.pk}")
 
 
@@ -202,5 +217,5 @@ def cell_estimate(request, pk):
     cell = get_cell_for_user(request.user, pk)
     try:
         return JsonResponse(estimates.for_cell(cell, overrides=request.GET.dict()))
-    except (KeyError, ValueError) as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+    except ConfigError as exc:
+        return JsonResponse({"field": exc.field, "error": exc.message}, status=400)
