@@ -9,35 +9,21 @@ Exit codes: 0 finished (succeeded or cancelled: the last status event says which
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 import traceback
 from typing import Any, TextIO
 
-from training.classify_config import ClassifyConfig
-from training.clean import CleanConfig
-from training.config import ConfigError, PretrainConfig, TokenizerConfig
+from training.config import ConfigError
 from training.events import EventReporter, EventStreamClosed, EventWriter
-from training.generate_config import GenerateConfig
-from training.sft_config import SftConfig
-
-# stage → (its config class, "module:function" that runs it). The runner's module is imported only
-# once the config is known to be good, so a bad config fails fast, before torch loads.
-STAGES = {
-    "tokenizer": (TokenizerConfig, "training.tokenizer:train_tokenizer"),
-    "clean": (CleanConfig, "training.clean:clean_corpus"),
-    "pretrain": (PretrainConfig, "training.pretrain:pretrain"),
-    "sft": (SftConfig, "training.sft:run_sft"),
-    "classify": (ClassifyConfig, "training.classify:run_classify"),
-    "generate": (GenerateConfig, "training.generate:run_generate"),
-}
+from training.stages import STAGES, Gpu
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training", description="Run one LLM Lab training stage."
+        prog="python -m training", description="Run one LLM Lab training stage.",
+        epilog=stages_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("stage", choices=sorted(STAGES))
     parser.add_argument("--config", required=True, help="JSON file holding the stage's config")
@@ -57,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(stage: str, config_path: str, writer: EventWriter) -> int:
-    config_class, runner_path = STAGES[stage]
     try:
-        cfg = config_class.from_dict(load_json(config_path))
+        cfg = STAGES[stage].config.from_dict(load_json(config_path))
     except ConfigError as e:
         writer.error(e.message, field=e.field)
         return 2
@@ -68,8 +53,7 @@ def run(stage: str, config_path: str, writer: EventWriter) -> int:
     reporter.install_signal_handlers()
     _quiet_libraries()
     try:
-        module_name, function_name = runner_path.split(":")
-        getattr(importlib.import_module(module_name), function_name)(cfg, reporter)
+        STAGES[stage].run(cfg, reporter)
     except ConfigError as e:  # found once data or model is known: empty corpus, batch too large…
         writer.error(e.message, field=e.field)
         return 2
@@ -79,6 +63,16 @@ def run(stage: str, config_path: str, writer: EventWriter) -> int:
         writer.error(f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         return 1
     return 0
+
+
+def stages_help() -> str:
+    width = max(len(name) for name in STAGES)
+    lines = [
+        f"  {s.name:<{width}}  {s.summary} -> {s.output.kind}"
+        + ("" if s.gpu is Gpu.NONE else f" ({s.gpu.value} a GPU)")
+        for s in STAGES.values()
+    ]
+    return "stages:\n" + "\n".join(lines)
 
 
 def load_json(path: str) -> Any:

@@ -9,6 +9,7 @@ from django.conf import settings
 from lab.datasets.models import Dataset
 from lab.runs.models import Artifact, Run
 from training.datasets import describe, detect_format
+from training.stages import OUTPUTS
 
 # The file whose hash identifies a folder artifact: the weights of a checkpoint.
 IDENTITY_FILES = ("model.safetensors", "tokenizer.json")
@@ -38,7 +39,9 @@ def _size(path: Path) -> int:
 
 
 def register_output(run: Run, event: dict) -> Artifact | Dataset:
-    if event["kind"] == "corpus":
+    """The row of a stage's output: what its declaration (training/stages.py) says it becomes."""
+    output = OUTPUTS.get(event["kind"])
+    if output is not None and output.dataset:
         return register_dataset_version(run, event)
     return register_artifact(run, event)
 

@@ -32,6 +32,8 @@ def test_it_imports_every_module_without_the_web_stack():
 
 
 def test_it_keeps_torch_out_of_the_modules_the_web_imports():
-    loaded = _modules_after_import("training", "training.config", "training.presets", "training.corpus")
+    loaded = _modules_after_import(
+        "training", "training.config", "training.presets", "training.corpus", "training.stages"
+    )
     heavy = sorted(m for m in loaded if m.split(".")[0] in ("torch", "transformers", "tokenizers", "numpy"))
     assert heavy == []

@@ -1,0 +1,100 @@
+"""Every stage, declared once: its name, its config, the module that runs it, what it outputs and
+whether it uses a GPU. The command line (`python -m training`), the workers' output registration
+and docs/architecture.md read this table; the lab is to read it too.
+
+Torch-free on purpose: the web process imports it. A stage's module, which loads torch, is imported
+only when the stage runs, once its config is known to be good, so a bad config fails fast.
+
+Every stage module has the same shape (litgpt's): `setup(cfg, reporter)` prepares everything and
+returns the state (or None when a stop was asked for while preparing, reported as cancelled), and
+`fit(state)` does the work, reports the output and returns its path (None when stopped).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from training.classify_config import ClassifyConfig
+from training.clean import CleanConfig
+from training.config import PretrainConfig, TokenizerConfig, _Config
+from training.events import Reporter
+from training.generate_config import GenerateConfig
+from training.sft_config import SftConfig
+
+State = TypeVar("State")
+
+
+class Gpu(StrEnum):
+    """What a stage does with a GPU."""
+
+    NONE = "none"
+    """Never uses one (CPU work: tokenizers, text cleaning)."""
+    CAN_USE = "can use"
+    """Runs on a CPU, faster on a GPU (`device: auto` picks it)."""
+    NEEDS = "needs"
+    """Cannot run without one."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a stage makes, as the `kind` of its `artifact` event (docs/contracts.md)."""
+
+    kind: str
+    dataset: bool = False
+    """True: registered as a new version of the dataset the run read; else as an Artifact of `kind`."""
+
+
+TOKENIZER = Output("tokenizer")
+CORPUS = Output("corpus", dataset=True)
+CHECKPOINT = Output("checkpoint")
+GENERATIONS = Output("generations")
+OUTPUTS = {o.kind: o for o in (TOKENIZER, CORPUS, CHECKPOINT, GENERATIONS)}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    config: type[_Config]
+    module: str
+    """The module holding `setup(cfg, reporter)` and `fit(state)`."""
+    output: Output
+    gpu: Gpu
+    summary: str
+    """One line for `python -m training --help` and the docs."""
+    entry: str
+
+    def run(self, cfg: _Config, reporter: Reporter) -> Path | None:
+        """Runs the stage; imports its module (and with it torch) now."""
+        return getattr(importlib.import_module(self.module), self.entry)(cfg, reporter)
+
+
+def setup_then_fit(
+    setup: Callable[[Any, Reporter], State | None], fit: Callable[[State], Path | None], cfg: Any, reporter: Reporter
+) -> Path | None:
+    """The whole stage: `fit` runs unless `setup` was stopped (and has reported so)."""
+    state = setup(cfg, reporter)
+    return None if state is None else fit(state)
+
+
+STAGES = {
+    s.name: s
+    for s in (
+        Stage("tokenizer", TokenizerConfig, "training.tokenizer", TOKENIZER, Gpu.NONE,
+              "learn a vocabulary (BPE, unigram or WordPiece) from a corpus", "train_tokenizer"),
+        Stage("clean", CleanConfig, "training.clean", CORPUS, Gpu.NONE,
+              "normalise, filter and deduplicate a corpus, then split it into train and validation", "clean_corpus"),
+        Stage("pretrain", PretrainConfig, "training.pretrain", CHECKPOINT, Gpu.CAN_USE,
+              "pretrain a Llama-style decoder on a tokenized corpus, from scratch or on", "pretrain"),
+        Stage("sft", SftConfig, "training.sft", CHECKPOINT, Gpu.CAN_USE,
+              "fine-tune a causal LM on conversations (full, LoRA or QLoRA)", "run_sft"),
+        Stage("classify", ClassifyConfig, "training.classify", CHECKPOINT, Gpu.CAN_USE,
+              "fine-tune a base model into a sequence classifier", "run_classify"),
+        Stage("generate", GenerateConfig, "training.generate", GENERATIONS, Gpu.CAN_USE,
+              "sample K responses per prompt from one or more checkpoints", "run_generate"),
+    )
+}
