@@ -8,6 +8,7 @@ signal does the counting.
 """
 
 import hashlib
+import logging
 import math
 import time
 
@@ -16,7 +17,10 @@ from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
+from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
+
+log = logging.getLogger(__name__)
 
 
 def client_address(request) -> str:
@@ -36,7 +40,11 @@ def _keys(request, username) -> list[str]:
 def retry_after(request, username) -> int:
     """Seconds until tries from this client or for this username are taken again; 0: now."""
     keys = _keys(request, username)
-    found = cache.get_many([*keys, *(f"{key}:since" for key in keys)])
+    try:
+        found = cache.get_many([*keys, *(f"{key}:since" for key in keys)])
+    except RedisError as e:  # logins go on without their limit rather than fail while Redis is away
+        log.warning("failed logins are not limited: the cache does not answer (%s)", e)
+        return 0
     waits = [found.get(f"{key}:since", 0) + settings.LAB_LOGIN_WINDOW_SECONDS - time.time()
              for key in keys if found.get(key, 0) >= settings.LAB_LOGIN_FAILURES]
     return max(1, math.ceil(max(waits))) if waits else 0
@@ -44,14 +52,17 @@ def retry_after(request, username) -> int:
 
 def record_failure(request, username) -> None:
     window = settings.LAB_LOGIN_WINDOW_SECONDS
-    for key in _keys(request, username):
-        cache.add(f"{key}:since", time.time(), window)
-        cache.add(key, 0, window)
-        try:
-            cache.incr(key)
-        except ValueError:  # the window ended between the two calls: this failure opens a new one
-            cache.set(f"{key}:since", time.time(), window)
-            cache.set(key, 1, window)
+    try:
+        for key in _keys(request, username):
+            cache.add(f"{key}:since", time.time(), window)
+            cache.add(key, 0, window)
+            try:
+                cache.incr(key)
+            except ValueError:  # the window ended between the two calls: this failure opens a new one
+                cache.set(f"{key}:since", time.time(), window)
+                cache.set(key, 1, window)
+    except RedisError as e:
+        log.warning("a failed login was not counted: the cache does not answer (%s)", e)
 
 
 @receiver(user_login_failed)

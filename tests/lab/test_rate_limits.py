@@ -12,7 +12,7 @@ from django.test import Client
 
 from lab import settings as lab_settings
 from lab.accounts.actions import create_user
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, _free_port
 
 pytestmark = pytest.mark.django_db
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -164,3 +164,12 @@ def test_failures_are_counted_in_the_configured_redis_cache(cast, settings):
     fail_until_throttled(settings, lambda n: log_in(client, "redis-user", f"guess-{n}"))
 
     assert log_in(client, "redis-user").status_code == 429
+
+
+def test_logins_go_on_without_their_limit_while_redis_is_away(cast, settings, caplog):
+    settings.CACHES = {"default": {**lab_settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{_free_port()}/0"}}
+    client = Client()
+
+    assert log_in(client, "alice", "guess").status_code == 200
+    assert log_in(client, "alice").status_code == 302 and logged_in(client)
+    assert "failed logins are not limited" in caplog.text
