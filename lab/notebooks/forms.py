@@ -195,7 +195,7 @@ PLACEHOLDER_PATHS_FOR = {
 
 
 class NoteForm(forms.Form):
-    markdown = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False)
+    markdown = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False, strip=False)
 
     def __init__(self, *args, cell: Cell, **kwargs):
         super().__init__(*args, initial=cell.config, **kwargs)

@@ -1,23 +1,23 @@
 """A cell's config through the REST API: the page's form validates it, with the page's defaults, merged
 onto what is stored; wrong types, unknown keys and absurd numbers are a 400 naming the field."""
 
+import io
+
 import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from lab.datasets.actions import create_dataset_from_path
 from lab.notebooks.models import Cell, Notebook
 from tests.builders import FAST_PRETRAIN, shakespeare_notebook
+from tests.lab.test_dataset_management import _api
 from training.config import PretrainConfig
 from training.generate_config import GenerateConfig
 
 pytestmark = pytest.mark.django_db
 
 DEEP_JSON = "[" * 50_000 + "]" * 50_000
-
-
-def _api(user) -> Client:
-    return Client(headers={"Authorization": f"Token {Token.objects.get_or_create(user=user)[0].key}"})
 
 
 @pytest.fixture
@@ -173,3 +173,20 @@ def test_the_page_and_the_api_save_the_same_config(cast, notebook):
     assert response.status_code == 302
     cell.refresh_from_db()
     assert cell.config == by_api
+
+
+def test_every_cell_of_the_demo_takes_a_patch_of_one_field(sample_data):
+    """The demo's cells store partial configs (seed_demo): a PATCH merges onto them, as the page would post."""
+    call_command("seed_demo", stdout=io.StringIO())
+    demo = get_user_model().objects.get(username="demo")
+    api = _api(demo)
+    for cell in Notebook.objects.get().cells.all():
+        before = dict(cell.config)
+        response = _patch(api, cell, {"config": {}})
+        assert response.status_code == 200, (cell.kind, response.json())
+        cell.refresh_from_db()
+        assert before.items() <= cell.config.items(), cell.kind
+    pretrain = Cell.objects.get(kind=Cell.Kind.PRETRAIN)
+    assert _patch(api, pretrain, {"config": {"max_steps": 700}}).status_code == 200
+    pretrain.refresh_from_db()
+    assert (pretrain.config["max_steps"], pretrain.config["sample_prompt"]) == (700, "ROMEO:")

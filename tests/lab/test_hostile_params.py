@@ -4,28 +4,17 @@
 import json
 
 import pytest
-from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from lab.datasets.models import Upload
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact, Run
 from tests.builders import shakespeare_notebook
+from tests.lab.test_dataset_management import _api, _page
 from tests.lab.test_team_isolation import alphas_things  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
 HUGE = "99999999999999999999"  # past 2**64
-
-
-def _page(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def _api(user) -> Client:
-    return Client(headers={"Authorization": f"Token {Token.objects.get_or_create(user=user)[0].key}"})
 
 
 @pytest.mark.parametrize("after, words", [
@@ -207,3 +196,19 @@ def test_a_cell_title_past_the_column_is_cut_on_the_page_not_a_database_error(ca
     response = _page(cast.alice).post(f"/notebooks/{pretrain.notebook_id}/cells/", {"kind": "note", "title": "x" * 5000})
     assert response.status_code == 302
     assert pretrain.notebook.cells.get(kind="note").title == "x" * 200
+
+
+def test_an_outsider_with_malformed_values_gets_the_404_before_any_400(cast, alphas_things):  # noqa: F811
+    """Access is checked first: a 400 would tell mallory that alice's thing exists."""
+    t = alphas_things
+    page, api = _page(cast.mallory), _api(cast.mallory)
+    for client, method, url, data in [
+        (page, "get", f"/runs/{t['run'].pk}/events/", {"after": "abc"}),
+        (api, "get", f"/api/runs/{t['run'].pk}/events/", {"after": HUGE}),
+        (page, "get", f"/datasets/{t['corpus'].pk}/", {"tokenizer": "abc"}),
+        (page, "post", f"/cells/{t['cell'].pk}/use-run/", {"run": "abc"}),
+        (page, "get", f"/cells/{t['cell'].pk}/estimate/", {"context_length": "-5"}),
+    ]:
+        assert getattr(client, method)(url, data).status_code == 404, url
+    response = api.patch(f"/api/cells/{t['cell'].pk}/", {"config": "x", "title": {}}, content_type="application/json")
+    assert response.status_code == 404
