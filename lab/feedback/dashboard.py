@@ -5,12 +5,17 @@ Implausibly fast: a vote is too fast when it took less than max(1.5 s, character
 above skimming. An annotator is flagged once at least 5 of their votes are in and half or more of
 them were too fast.
 
+The leaderboard (statistics.bradley_terry): an interval's unbounded side is null (JSON has no
+infinity); `unbeaten` and `never_won` flag models that won or lost every battle, and `rating_note`
+says in words what was done where the votes do not bound every rating.
+
 Agreement with the majority is leave-one-out: a vote is compared with the most common label among
 the other annotators' votes on the item, where that label is unique; items judged by one annotator
 only do not count. Position bias: of the votes that picked a winner, the share whose winner was
 shown on the left (0.5 is unbiased).
 """
 
+import math
 from collections import Counter, defaultdict
 from statistics import median
 
@@ -18,7 +23,13 @@ from django.db.models import Count
 from django.db.models.functions import Length
 
 from lab.feedback.models import DECISIVE, Assignment, Campaign, Label, Vote
-from lab.feedback.statistics import bradley_terry, krippendorff_alpha_nominal, pairwise, win_rates
+from lab.feedback.statistics import (
+    PRIOR_TIES,
+    bradley_terry,
+    krippendorff_alpha_nominal,
+    pairwise,
+    win_rates,
+)
 
 MIN_SECONDS = 1.5
 CHARS_PER_SECOND = 150
@@ -122,7 +133,26 @@ def _leaderboard(votes: list[dict]) -> dict:
     ratings = bradley_terry(battles, rounds=BOOTSTRAP_ROUNDS, seed=BOOTSTRAP_SEED)
     models, rate, n = win_rates(battles)
     return {
-        "leaderboard": [{"model": r.model, "elo": r.elo, "lower": r.lower, "upper": r.upper, "rank": r.rank,
-                         "battles": r.battles} for r in ratings],
+        "leaderboard": [{"model": r.model, "elo": r.elo, "lower": _finite(r.lower), "upper": _finite(r.upper),
+                         "rank": r.rank, "battles": r.battles, "unbeaten": r.unbeaten, "never_won": r.never_won}
+                        for r in ratings],
+        "rating_note": _rating_note(ratings),
         "win_rates": {"models": models, "rate": rate, "n": n},
     }
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _rating_note(ratings) -> str | None:
+    """What the leaderboard did where the votes do not pin the ratings down, in words."""
+    notes = []
+    if ratings and ratings[0].prior:
+        ties = "one virtual tie" if PRIOR_TIES == 1 else f"{PRIOR_TIES:g} virtual ties"
+        notes.append("Some models never lost a point to the others (or never took one), so the votes have no "
+                     f"best fit: these ratings use a weak prior, {ties} of every model against a reference rated 1000.")
+    if any(math.isinf(r.lower) or math.isinf(r.upper) for r in ratings):
+        notes.append("An open interval (∞) means the votes set no bound on that side: the model won (or lost) all its "
+                     "votes, or did in more than 1 in 40 resamples of them.")
+    return " ".join(notes) or None

@@ -25,8 +25,11 @@
     $("alpha").textContent = stats.alpha.value === null ? "–" : `${num(stats.alpha.value, 3)} (${stats.alpha.units} items)`;
     $("position-bias").innerHTML = share(stats.position_bias);
     $("labels").textContent = Object.entries(stats.labels).map(([k, n]) => `${k.replace("_", " ")} ${n}`).join(" · ");
-    rows($("leaderboard"), stats.leaderboard.map((r) => `<tr><td>${r.rank}</td><td>${esc(r.model)}</td><td><b>${r.elo.toFixed(0)}</b></td>` +
-      `<td>${r.lower.toFixed(0)} – ${r.upper.toFixed(0)}</td><td>${r.battles}</td></tr>`), "No votes between two different models yet.", 5);
+    rows($("leaderboard"), stats.leaderboard.map((r) => `<tr><td>${r.rank}</td><td>${esc(r.model)}${flag(r)}</td>` +
+      `<td><b>${r.elo.toFixed(0)}</b></td>` +
+      `<td>${bound(r.lower, "−∞")} – ${bound(r.upper, "+∞")}</td><td>${r.battles}</td></tr>`), "No votes between two different models yet.", 5);
+    $("rating-note").textContent = stats.rating_note || "";
+    $("rating-note").hidden = !stats.rating_note;
     rows($("annotators"), stats.annotators.map((a) => `<tr${a.flagged_fast ? ' class="flagged"' : ""} data-annotator="${esc(a.annotator)}">` +
       `<td>${esc(a.annotator)}${a.flagged_fast ? ' <span class="badge badge-failed" title="half or more of their votes were faster than reading the responses">too fast</span>' : ""}</td>` +
       `<td>${a.votes}${a.open ? ` <span class="muted">+${a.open} open</span>` : ""}</td><td>${num(a.median_seconds, 1)}</td>` +
@@ -35,6 +38,16 @@
       "Needs two annotators.", 3);
     drawHeatmap(stats.win_rates);
     state.updates += 1;
+  }
+
+  // An interval's unbounded side comes as null.
+  const bound = (x, open) => (x === null ? `<span class="open" title="the votes set no bound on this side">${open}</span>`
+    : x.toFixed(0));
+  const votes = (n) => `${n} vote${n === 1 ? "" : "s"}`;
+  function flag(r) {
+    if (r.unbeaten) return ` <span class="badge badge-unbounded">unbeaten in ${votes(r.battles)}: rating unbounded above</span>`;
+    if (r.never_won) return ` <span class="badge badge-unbounded">never won in ${votes(r.battles)}: rating unbounded below</span>`;
+    return "";
   }
 
   function drawHeatmap(w) {

@@ -196,3 +196,22 @@ def test_items_with_huge_or_deep_values_name_the_line_and_field(cast):
                                   {"pairs": SimpleUploadedFile("deep.jsonl", ('{"prompt": ' + DEEP + "}").encode())})
     assert page.status_code == 400
     assert "deep.jsonl, line 1: is not valid JSON (nested deeper than 64 levels" in page.content.decode()
+
+
+def test_the_dashboard_claims_no_certainty_from_one_vote(cast):
+    campaign = campaign_with_items(cast.team, cast.alice, [cast.bob], n_items=1, overlap=1)
+    bob = _api(cast.bob)
+    [item] = bob.get(f"/api/campaigns/{campaign.pk}/next/").json()["queue"]
+    shown_left = "a" if item["left"] == campaign.items.get().response_a else "b"
+    _post(bob, f"/api/campaigns/{campaign.pk}/vote/", {"item": item["item"], "choice": "left" if shown_left == "a" else "right"})
+
+    stats = _api(cast.alice).get(f"/api/campaigns/{campaign.pk}/stats/").json()  # "small" (response a) won
+
+    small, large = sorted(stats["leaderboard"], key=lambda r: r["model"] != "small")
+    assert (small["unbeaten"], small["never_won"], small["upper"]) == (True, False, None)
+    assert (large["unbeaten"], large["never_won"], large["lower"]) == (False, True, None)
+    assert small["lower"] < small["elo"] - 200 and large["upper"] > large["elo"] + 200
+    assert small["rank"] == large["rank"] == 1 and all(0 < r["elo"] < 2000 for r in (small, large))
+    assert "weak prior, one virtual tie of every model against a reference rated 1000" in stats["rating_note"]
+    page = _page(cast.alice).get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert '"upper": null' in page and "95% interval" in page

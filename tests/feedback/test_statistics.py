@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lab.feedback.statistics import (
+    PRIOR_TIES,
     bradley_terry,
     ci_ranks,
     cohen_kappa,
@@ -131,3 +132,74 @@ def test_it_builds_the_empirical_win_rate_matrix():
     assert rate[0][1] == pytest.approx(0.75) and rate[1][0] == pytest.approx(0.25)
     assert rate[2][1] == 1.0 and rate[0][2] is None
     assert n[0][1] == 2
+
+
+def test_one_vote_flags_both_models_and_leaves_their_intervals_open():
+    ratings = {r.model: r for r in bradley_terry([("A", "B", 1.0)], rounds=100)}
+    a, b = ratings["A"], ratings["B"]
+
+    assert (a.unbeaten, a.never_won, b.unbeaten, b.never_won) == (True, False, False, True)
+    assert a.upper == math.inf and b.lower == -math.inf
+    # The finite sides are not the estimate itself (one vote resamples into itself: the bootstrap
+    # alone gave a zero-width interval) and one vote does not rank A above B beyond doubt.
+    assert a.lower < a.elo - 200 and b.upper > b.elo + 200
+    assert a.rank == b.rank == 1
+    # A stated weak prior keeps the estimate finite and modest: FastChat's fit said 2233 and -233.
+    assert a.prior and 1050 < a.elo < 1250 and a.elo + b.elo == pytest.approx(2000)
+
+
+def test_a_single_tie_has_an_interval_of_real_width():
+    ratings = bradley_terry([("A", "B", 0.5)], rounds=50)
+
+    assert [r.elo for r in ratings] == pytest.approx([1000.0, 1000.0])
+    assert all(r.upper - r.lower > 400 for r in ratings)
+    assert not any(r.unbeaten or r.never_won or r.prior for r in ratings)
+
+
+def test_a_model_never_beaten_among_well_measured_ones_leaves_their_ratings_sane():
+    battles = ([("a", "b", 1.0)] * 20 + [("a", "b", 0.0)] * 20 + [("b", "c", 1.0)] * 20 + [("b", "c", 0.0)] * 15
+               + [("new", "a", 1.0)])
+
+    ratings = {r.model: r for r in bradley_terry(battles, rounds=100)}
+
+    assert ratings["new"].unbeaten and ratings["new"].upper == math.inf
+    assert not any(ratings[m].unbeaten or ratings[m].never_won for m in "abc")
+    for m in "abc":  # FastChat's fit put them near 400, the unbeaten one at 2863
+        r = ratings[m]
+        assert 700 < r.lower < r.elo < r.upper < 1300 and r.upper - r.lower < 400
+    assert ratings["a"].elo - ratings["c"].elo == pytest.approx(400 * math.log10(4 / 3), abs=15)
+
+
+def test_groups_that_never_lost_to_the_rest_are_fitted_with_the_prior_without_flags():
+    # a and b beat each other and always beat c and d, which beat each other: no model is unbeaten,
+    # yet the likelihood has no maximum (the gap between the groups grows without end).
+    battles = [("a", "b", 1.0), ("b", "a", 1.0), ("c", "d", 1.0), ("d", "c", 1.0)] + [("a", "c", 1.0), ("b", "d", 1.0)] * 3
+
+    ratings = {r.model: r for r in bradley_terry(battles, rounds=50)}
+
+    assert all(r.prior for r in ratings.values()) and not any(r.unbeaten or r.never_won for r in ratings.values())
+    assert 1000 < ratings["a"].elo < 1400 and 600 < ratings["c"].elo < 1000
+    assert ratings["a"].elo == pytest.approx(ratings["b"].elo) and ratings["c"].elo == pytest.approx(ratings["d"].elo)
+
+
+def test_data_with_a_maximum_is_fitted_without_the_prior():
+    battles = [("x", "y", 1.0)] * 3 + [("x", "y", 0.0)] + [("y", "z", 0.5)]
+
+    ratings = {r.model: r for r in bradley_terry(battles, rounds=20)}
+
+    assert not any(r.prior for r in ratings.values())
+    assert ratings["x"].elo - ratings["y"].elo == pytest.approx(400 * math.log10(3), abs=1e-3)
+    assert ratings["y"].elo == pytest.approx(ratings["z"].elo, abs=1e-3)
+
+
+def test_the_prior_is_stated_and_weak():
+    # One virtual tie of each model against the mean: a single decisive vote between two models
+    # moves them apart by the MAP of softplus(-2b) + softplus(b) + softplus(-b), b = 0.75 nats.
+    a, b = bradley_terry([("A", "B", 1.0)], rounds=0)
+    gap_nats = (a.elo - b.elo) / 400 * math.log(10)
+
+    def derivative(half: float) -> float:
+        sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+        return -2 * sig(-2 * half) + sig(half) - sig(-half)
+
+    assert PRIOR_TIES == 1.0 and derivative(gap_nats / 2) == pytest.approx(0, abs=1e-5)
