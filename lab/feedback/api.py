@@ -182,10 +182,10 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             if "file" in request.FILES:
                 upload = request.FILES["file"]
                 items = read_pairs_jsonl(upload.read(), upload.name)
-            elif isinstance(request.data, list):
+            elif isinstance(request.data, list) and request.data:
                 items = request.data
             else:
-                raise ValidationError({"items": ["send a JSON list of items, or a pairs JSONL as `file`"]})
+                raise ValidationError({"items": ["send a JSON list of one item or more, or a pairs JSONL as `file`"]})
             added = actions.add_items(campaign, items)
         except ItemErrors as e:
             return item_errors_response(e)

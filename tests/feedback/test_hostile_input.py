@@ -215,3 +215,22 @@ def test_the_dashboard_claims_no_certainty_from_one_vote(cast):
     assert "weak prior, one virtual tie of every model against a reference rated 1000" in stats["rating_note"]
     page = _page(cast.alice).get(f"/campaigns/{campaign.pk}/").content.decode()
     assert '"upper": null' in page and "95% interval" in page
+
+
+HOSTILE_BODIES = [DEEP, "[]", "null", '"x"', "1e400", '{"item": 1e400, "choice": "left", "seconds": 1e400}',
+                  '{"item": "0", "choice": {"a": 1}, "strength": [1], "rationale": 5, "seconds": -1}',
+                  '{"both_bad": [], "min_votes": 99999999999999999999}', '{"team": [], "name": {}, "overlap": "x"}',
+                  '{"item": ' + "9" * 4000 + "}", "{" + '"a": 1, ' * 10_000 + '"b": 2}', "\u0000", '{"item": NaN}']
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=range(len(HOSTILE_BODIES)))
+def test_no_malformed_body_reaches_a_server_error(cast, body):
+    campaign = campaign_with_items(cast.team, cast.alice, [cast.alice], n_items=2, overlap=1)
+    api = _api(cast.alice)
+    api.get(f"/api/campaigns/{campaign.pk}/next/")
+
+    for action in ("", f"{campaign.pk}/items/", f"{campaign.pk}/vote/", f"{campaign.pk}/skip/", f"{campaign.pk}/export/"):
+        response = api.post(f"/api/campaigns/{action}", body, content_type="application/json")
+        assert response.status_code == 400, (action, response.status_code, response.content[:300])
+        _no_username_in(response.content.decode())
+    assert Vote.objects.count() == 0 and campaign.items.count() == 2 and Campaign.objects.count() == 1

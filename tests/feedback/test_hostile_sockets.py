@@ -93,3 +93,12 @@ async def test_the_dashboard_socket_takes_no_messages_but_survives_them(cast):
     assert message == {"status": 400, "detail": "the dashboard's socket only sends; it takes no messages"}
     assert await socket.receive_nothing(timeout=0.2)
     await socket.disconnect()
+
+
+@pytest.mark.parametrize("path", [f"/ws/campaigns/{HUGE}/annotate/", f"/ws/campaigns/{HUGE}/", f"/ws/runs/{HUGE}/"])
+async def test_an_id_past_64_bits_is_refused_like_a_missing_one(cast, path):
+    socket = WebsocketCommunicator(application, path, headers=await sync_to_async(session_headers)(cast.alice))
+    connected, code = await socket.connect(timeout=5)
+
+    assert (connected, code) == (False, 4404)
+    await socket.disconnect()
