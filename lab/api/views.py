@@ -108,6 +108,8 @@ class CellViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         cell = self.get_object()
         data = s.CellSerializer(cell, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
+        if data.validated_data.get("kind", cell.kind) != cell.kind:
+            raise ValidationError({"kind": ["a cell's kind cannot change: add a cell of the other kind"]})
         if "config" in data.validated_data:
             cell.config = _validated_config(cell, data.validated_data["config"])
         if "title" in data.validated_data:

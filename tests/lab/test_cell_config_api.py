@@ -190,3 +190,12 @@ def test_every_cell_of_the_demo_takes_a_patch_of_one_field(sample_data):
     assert _patch(api, pretrain, {"config": {"max_steps": 700}}).status_code == 200
     pretrain.refresh_from_db()
     assert (pretrain.config["max_steps"], pretrain.config["sample_prompt"]) == (700, "ROMEO:")
+
+
+def test_a_patch_cannot_change_a_cells_kind(cast, notebook):
+    cell = notebook["pretrain"]
+    response = _patch(_api(cast.alice), cell, {"kind": "note", "config": {"markdown": "hi"}})
+    assert response.status_code == 400 and "cannot change" in response.json()["kind"][0]
+    assert _patch(_api(cast.alice), cell, {"kind": "pretrain", "title": "Same"}).status_code == 200
+    cell.refresh_from_db()
+    assert (cell.kind, cell.title) == ("pretrain", "Same")
