@@ -1,9 +1,13 @@
 """The Celery app. Settings come from Django's settings (CELERY_* names); see lab/settings.py."""
 
 import os
+import signal
+import sys
 
 import django
 from celery import Celery
+from celery.signals import worker_shutting_down
+from celery.worker import state
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lab.settings")
 django.setup()
@@ -11,3 +15,19 @@ django.setup()
 app = Celery("lab")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.imports = ("workers.tasks",)
+
+
+@worker_shutting_down.connect
+def _stop_runs_at_a_checkpoint(**_) -> None:
+    """A warm shutdown waits for the running task, but nothing tells a run to stop: pass the word on
+    to the pool process running it (its supervisor stops the training process at a checkpoint and
+    hands the run back to the queue: workers/supervisor.py), or to a run in this process (solo)."""
+    supervisor = sys.modules.get("workers.supervisor")  # imported here only if a run is (solo pool)
+    if supervisor is not None:
+        supervisor.worker_stopping()
+    for request in list(state.active_requests):
+        if request.name == "workers.execute_run" and request.worker_pid not in (None, os.getpid()):
+            try:
+                os.kill(request.worker_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass

@@ -18,10 +18,12 @@ import threading
 import time
 from pathlib import Path
 
+from billiard.process import current_process
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from lab.runs.actions import enqueue
 from lab.runs.models import Run, RunEvent, Status
 from lab.runs.streaming import publish
 from workers.artifacts import register_output
@@ -34,6 +36,24 @@ STATUS_CHECK_SECONDS = 0.5
 # on a machine with few cores every slice it takes stalls all of the training process's threads.
 RELAY_NICENESS = 10
 LOG_TAIL_LINES = 30
+
+
+# Set when this worker is shutting down (SIGTERM to a pool process; workers.app forwards the main
+# process's warm shutdown here): the run is stopped at a checkpoint and handed back to the queue.
+_worker_stopping = threading.Event()
+
+
+def worker_stopping(*_) -> None:
+    _worker_stopping.set()
+
+
+def _stop_with_the_worker() -> None:
+    """In a prefork pool process SIGTERM exits at once (billiard's handler), the training process
+    with it; make it ask for a stop at a checkpoint instead. In Celery's main process (a solo pool)
+    SIGTERM stays Celery's warm shutdown, which workers.app relays to the run."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread and current_process().name != "MainProcess":
+        signal.signal(signal.SIGTERM, worker_stopping)
 
 
 def _die_with_parent() -> None:
@@ -49,6 +69,7 @@ def supervise(run_id: int, hostname: str) -> str:
     token = run.claim(hostname, settings.LAB_LEASE_SECONDS)
     if token is None:
         return f"not claimed (status {run.status})"  # a duplicate delivery, or cancelled while queued
+    _stop_with_the_worker()
     return Supervisor(run, token).run()
 
 
@@ -60,6 +81,8 @@ class Supervisor:
         self.final_status: str | None = None
         self.last_error: dict = {}
         self.signalled_at: float | None = None
+        self.stop_reason: str | None = None  # "cancel" (the user) or "shutdown" (the worker stops)
+        self.peak_rss_kib = 0
         self.lease_lost = False
 
     # -- launch ------------------------------------------------------------------------------
@@ -122,14 +145,25 @@ class Supervisor:
                 self.lease_lost = self.lease_lost or not self.run_row.renew_lease(self.token, settings.LAB_LEASE_SECONDS)
             if now >= next_status_check:
                 next_status_check = now + STATUS_CHECK_SECONDS
-                self.obey_cancel(proc)
+                self.obey_stop(proc)
             if self.lease_lost:
                 self.signal(proc, signal.SIGKILL)
-                proc.wait()
+                self.reap(proc, block=True)
                 break
-            if reader_done and proc.poll() is not None:
+            if reader_done and self.reap(proc):
                 break
         return self.conclude(proc.returncode)
+
+    def reap(self, proc: subprocess.Popen, block: bool = False) -> bool:
+        """True once the training process has exited; keeps its peak memory (ru_maxrss)."""
+        if proc.returncode is not None:
+            return True
+        pid, status, usage = os.wait4(proc.pid, 0 if block else os.WNOHANG)
+        if pid == 0:
+            return False
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        self.peak_rss_kib = usage.ru_maxrss  # KiB on Linux
+        return True
 
     def flush(self, wait: float) -> bool:
         """Store and publish what the child wrote since the last flush. True once the pipe closed."""
@@ -201,14 +235,24 @@ class Supervisor:
         publish(run, batch)
         return True
 
-    def obey_cancel(self, proc: subprocess.Popen) -> None:
+    def obey_stop(self, proc: subprocess.Popen) -> None:
+        """A cancel (the run is CANCELLING) or this worker shutting down: the training process is
+        asked to stop at a checkpoint (SIGINT, training/events.py), killed after the grace period."""
         status = Run.objects.filter(pk=self.run_row.pk).values_list("status", flat=True).first()
-        if status == Status.CANCELLING and self.signalled_at is None:
-            self.signalled_at = time.monotonic()
+        if status == Status.CANCELLING and self.stop_reason != "cancel":
             self.run_row.status = Status.CANCELLING
-            self.signal(proc, signal.SIGINT)
+            self.ask_to_stop(proc, "cancel")
+        elif _worker_stopping.is_set() and self.stop_reason is None:
+            log.info("run %s: the worker stops; asking for a checkpoint", self.run_row.pk)
+            self.ask_to_stop(proc, "shutdown")
         elif self.signalled_at is not None and time.monotonic() - self.signalled_at > settings.LAB_CANCEL_GRACE_SECONDS:
             self.signal(proc, signal.SIGKILL)
+
+    def ask_to_stop(self, proc: subprocess.Popen, reason: str) -> None:
+        self.stop_reason = reason  # a cancel during a shutdown wins: the run ends cancelled
+        if self.signalled_at is None:
+            self.signalled_at = time.monotonic()
+            self.signal(proc, signal.SIGINT)
 
     @staticmethod
     def signal(proc: subprocess.Popen, sig: int) -> None:
@@ -224,10 +268,47 @@ class Supervisor:
             return "lease lost: another worker or the reaper took the run"
         if self.final_status == Status.SUCCEEDED and returncode == 0:
             return self.finish(Status.SUCCEEDED)
-        if self.final_status == Status.CANCELLED or self.signalled_at is not None:
+        if self.stop_reason == "shutdown":
+            return self.hand_back()
+        if self.final_status == Status.CANCELLED or self.stop_reason == "cancel":
             return self.finish(Status.CANCELLED)
+        if returncode < 0:
+            return self.finish(Status.FAILED, self._killed_message(-returncode))
         message = self.last_error.get("message") or self._log_tail() or f"training process exited with code {returncode}"
         return self.finish(Status.FAILED, message, self.last_error.get("field", ""))
+
+    def hand_back(self) -> str:
+        """The worker is stopping: the run goes back to the queue, to resume from its checkpoint when
+        a worker starts (the message waits in Redis, kept on disk; a lost one is sent again)."""
+        run = self.run_row
+        with transaction.atomic():
+            mine = Run.objects.filter(pk=run.pk, lease_token=self.token, status=Status.RUNNING)
+            # Not ours any more: cancelled meanwhile (CANCELLING), or the lease was taken.
+            if not mine.update(status=Status.QUEUED, lease_token="", lease_expires_at=None):
+                return self.finish(Status.CANCELLED)
+            run.refresh_from_db()
+            where = _checkpoint_name(run) or "the start"
+            message = f"the worker stopped: the run resumes from {where} when a worker starts"
+            event = run.append_event("status", status=Status.QUEUED, message=message)
+            enqueue(run)
+        publish(run, [event.as_message()])
+        return "handed back to the queue: the worker is stopping"
+
+    def _killed_message(self, signum: int) -> str:
+        """Why a training process the lab did not signal was killed, and what to do."""
+        step = self.run_row.step
+        checkpoint = _checkpoint_name(self.run_row)
+        if checkpoint:
+            resume = f"Resume continues from {checkpoint}"
+        else:
+            resume = "It had no checkpoint: run the cell again"
+        if signum != signal.SIGKILL:
+            return f"the training process was killed by signal {signum} at step {step}. {resume}."
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return (f"the training process was killed (SIGKILL) at step {step}, not by the lab: most "
+                f"likely by the out-of-memory killer. Its memory peaked at "
+                f"{_mib(self.peak_rss_kib * 1024)} (this machine has {_mib(total)}). {resume}, with a "
+                "smaller batch_size or context_length, or less else running; it is not retried by itself.")
 
     def _log_tail(self) -> str:
         path = Path(self.run_row.config["output_dir"]) / "process.log"
@@ -248,6 +329,14 @@ class Supervisor:
                 events.append(run.append_event("status", status=status, message=f"ended {timezone.now():%H:%M:%S}"))
         publish(run, [e.as_message() for e in events])
         return status
+
+
+def _checkpoint_name(run: Run) -> str:
+    return f"{Path(run.last_checkpoint).name} (step {run.step})" if run.last_checkpoint else ""
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 def yield_cpu_to_training() -> None:
