@@ -49,8 +49,9 @@ def start_upload(user, filename: str, size: int) -> Upload:
     return upload
 
 
-def append_chunk(upload: Upload, offset: int, stream: BinaryIO) -> Upload:
-    """Append the request body at `offset`; two requests for one upload never write at once."""
+def append_chunk(upload: Upload, offset: int, stream: BinaryIO | None) -> Upload:
+    """Append the request body at `offset`; two requests for one upload never write at once. An empty
+    body (DRF's request.stream is None then) appends nothing."""
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload.pk)
         if offset != upload.received:
@@ -95,6 +96,6 @@ def remove_stale_uploads(now=None) -> int:
     return count
 
 
-def _blocks(stream: BinaryIO) -> Iterator[bytes]:
-    while block := stream.read(READ_BLOCK):
+def _blocks(stream: BinaryIO | None) -> Iterator[bytes]:
+    while stream is not None and (block := stream.read(READ_BLOCK)):
         yield block
