@@ -6,26 +6,22 @@ socket closes with 4400. The socket only sends: a message from the client is ans
 and nothing else happens (lab/websockets.py).
 """
 
-from urllib.parse import parse_qs
-
 from channels.db import database_sync_to_async
-from django.http import Http404
+from django.http import Http404, QueryDict
 
+from lab import params
 from lab.access import get_run_for_user
 from lab.runs.streaming import run_state
 from lab.websockets import LimitedJsonConsumer
+from training.config import ConfigError
 
 REPLAY_CHUNK = 500
-MAX_SEQ = 2**63 - 1  # RunEvent.seq is a 64-bit integer
 
 
 def parse_after(query_string: bytes) -> int:
-    """The `after` of a query string; ValueError saying why when it is not a seq."""
-    values = parse_qs(query_string.decode("latin-1")).get("after", ["0"])
-    text = values[-1].strip()
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEQ:
-        raise ValueError(f"after must be a whole number from 0 to {MAX_SEQ} (the last event seen), not {text[:40]!r}")
-    return int(text)
+    """The `after` of a query string (0 when absent), read as the events page and the API read it;
+    ConfigError("after") when it is not a seq."""
+    return params.integer(QueryDict(query_string), "after") or 0
 
 
 class RunConsumer(LimitedJsonConsumer):
@@ -38,9 +34,9 @@ class RunConsumer(LimitedJsonConsumer):
             return
         try:
             after = parse_after(self.scope.get("query_string", b""))
-        except ValueError as e:
+        except ConfigError as e:
             await self.accept()
-            await self.refuse(str(e))
+            await self.refuse(f"{e.field}: {e.message}")
             await self.close(code=4400)
             return
         # Join first, then replay: an event published in between arrives twice (the client drops
