@@ -1,9 +1,9 @@
 """The classify stage: a base model gets a classification head and learns a classification dataset.
 
-Shape: `run_classify` reads the data, splits it, loads the model (full or LoRA) and hands it to
-transformers' `Trainer`; `ReporterCallback` (training/trainer_events.py, as for sft) turns the
-Trainer's logs, evaluations and saves into the lab's events and turns a stop request into a clean
-stop with a checkpoint. The final evaluation
+Shape (as every stage's: training/stages.py): `setup` reads the data, splits it, loads the model
+(full or LoRA) and hands it to transformers' `Trainer`, which `fit` runs. `ReporterCallback`
+(training/trainer_events.py, as for sft) turns the Trainer's logs, evaluations and saves into the
+lab's events and turns a stop request into a clean stop with a checkpoint. The final evaluation
 (accuracy, macro-F1, per-class scores, confusion matrix, majority baseline) is computed with
 training.metrics and travels in the `artifact` event and the `succeeded` summary.
 """
@@ -41,6 +41,7 @@ from training.dataset_files import read_records
 from training.events import Reporter
 from training.metrics import classification_report, majority_baseline
 from training.pretrain import pick_device
+from training.stage_shape import setup_then_fit
 from training.trainer_events import ReporterCallback
 
 MERGED_DIR = "merged"
@@ -66,12 +67,33 @@ class EvalRecord:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class ClassifyRun:
+    """Everything `setup` made for training and the final report."""
+
+    cfg: ClassifyConfig
+    reporter: Reporter
+    trainer: Trainer
+    callback: ReporterCallback
+    examples: Examples
+    evaluation: EvalRecord
+    tokenizer: PreTrainedTokenizerBase
+    n_params: int
+    resume_dir: Path | None
+
+
 def run_classify(cfg: ClassifyConfig, reporter: Reporter) -> Path | None:
     """Train to `cfg.max_steps`; return the folder of the final model, or None when stopped early."""
+    return setup_then_fit(setup, fit, cfg, reporter)
+
+
+def setup(cfg: ClassifyConfig, reporter: Reporter) -> ClassifyRun:
+    """Read and split the data, load the model with its new head and build the Trainer."""
     hf_logging.disable_progress_bar()
     device = pick_device(cfg.device)
     if cfg.precision == "bf16" and device.type != "cuda":
         raise ConfigError("precision", "bf16 needs a GPU; on cpu use fp32")
+    precision = cfg.precision
     resume_dir = resolve_resume(cfg.resume_from) if cfg.resume_from else None
 
     examples = load_examples(cfg)
@@ -80,9 +102,6 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter) -> Path | None:
     tokenizer.model_max_length = cfg.max_length
     set_seed(cfg.seed)  # before the model: the new head's initial weights come from this seed
     model = load_classifier(cfg, examples.labels, tokenizer)
-    train_set = encode(tokenizer, examples, examples.train, cfg.max_length)
-    val_set = encode(tokenizer, examples, examples.val, cfg.max_length)
-
     evaluation = EvalRecord()
     n_params = sum(p.numel() for p in model.parameters())
     callback = ReporterCallback(
@@ -96,66 +115,77 @@ def run_classify(cfg: ClassifyConfig, reporter: Reporter) -> Path | None:
             "train_examples": len(examples.train),
             "val_examples": len(examples.val),
             "device": device.type,
-            "precision": cfg.precision,
+            "precision": precision,
         },
         on_cuda=device.type == "cuda",
         eval_values=classification_eval,
     )
     trainer = Trainer(
         model=model,
-        args=training_arguments(cfg, device),
+        args=training_arguments(cfg, device, precision),
         data_collator=DataCollatorWithPadding(tokenizer),
-        train_dataset=train_set,
-        eval_dataset=val_set,
+        train_dataset=encode(tokenizer, examples, examples.train, cfg.max_length),
+        eval_dataset=encode(tokenizer, examples, examples.val, cfg.max_length),
         processing_class=tokenizer,
         compute_metrics=metrics_computer(examples.labels, evaluation, lambda: trainer.state.global_step),
         preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(dim=-1),
         callbacks=[callback],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the events carry them
-    start_step = _saved_step(resume_dir) if resume_dir else 0
-    if resume_dir:
-        reporter.log(f"resuming from {resume_dir} at step {start_step}")
+    return ClassifyRun(cfg, reporter, trainer, callback, examples, evaluation, tokenizer, n_params, resume_dir)
+
+
+def fit(run: ClassifyRun) -> Path | None:
+    """Train, evaluate once more if the last step was not, and report the final model."""
+    reporter, trainer = run.reporter, run.trainer
+    start_step = _saved_step(run.resume_dir) if run.resume_dir else 0
+    if run.resume_dir:
+        reporter.log(f"resuming from {run.resume_dir} at step {start_step}")
     if reporter.should_stop():
         reporter.status("cancelled", step=start_step, summary={})
         return None
 
-    trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+    trainer.train(resume_from_checkpoint=str(run.resume_dir) if run.resume_dir else None)
     step = trainer.state.global_step
-    if callback.stopped:
+    if run.callback.stopped:
         reporter.log(f"stop requested: stopped at step {step}")
-        reporter.status("cancelled", step=step, summary=dict(callback.last))
+        reporter.status("cancelled", step=step, summary=dict(run.callback.last))
         return None
 
-    if evaluation.step != step:
+    if run.evaluation.step != step:
         trainer.evaluate()
-    report = evaluation.report
+    final = final_model_folder(run.cfg, trainer, run.tokenizer, step)
+    results = final_results(run)
+    reporter.artifact("checkpoint", str(final), {**results, **artifact_facts(run, step)})
+    reporter.status("succeeded", step=step, summary={**run.callback.last, **results})
+    return final
+
+
+def final_results(run: ClassifyRun) -> dict[str, Any]:
+    """The last evaluation's report and the majority baseline, for the artifact and the summary."""
+    examples, report = run.examples, run.evaluation.report
     baseline = majority_baseline(
         examples.label_ids[examples.train], examples.label_ids[examples.val], examples.labels
     )
-    final = final_model_folder(cfg, trainer, tokenizer, step)
-    results = {
+    return {
         "task": "classification",
         "labels": examples.labels,
         "metrics": {k: report[k] for k in ("accuracy", "macro_f1", "per_class")},
         "confusion_matrix": report["confusion_matrix"],
         "baseline": baseline,
     }
-    reporter.artifact(
-        "checkpoint",
-        str(final),
-        {
-            **results,
-            "step": step,
-            "method": cfg.method,
-            "params": n_params,
-            "base_model": cfg.base_model,
-            "train_examples": len(examples.train),
-            "val_examples": len(examples.val),
-        },
-    )
-    reporter.status("succeeded", step=step, summary={**callback.last, **results})
-    return final
+
+
+def artifact_facts(run: ClassifyRun, step: int) -> dict[str, Any]:
+    cfg = run.cfg
+    return {
+        "step": step,
+        "method": cfg.method,
+        "params": run.n_params,
+        "base_model": cfg.base_model,
+        "train_examples": len(run.examples.train),
+        "val_examples": len(run.examples.val),
+    }
 
 
 def load_examples(cfg: ClassifyConfig) -> Examples:
@@ -230,7 +260,7 @@ def encode(
     ]
 
 
-def training_arguments(cfg: ClassifyConfig, device: torch.device) -> TrainingArguments:
+def training_arguments(cfg: ClassifyConfig, device: torch.device, precision: str) -> TrainingArguments:
     # Eval and save are step-based; 0 means "at the end only", which the Trainer's flow does for
     # an interval of max_steps (it always evaluates and saves at the last step).
     return TrainingArguments(
@@ -248,7 +278,7 @@ def training_arguments(cfg: ClassifyConfig, device: torch.device) -> TrainingArg
         adam_beta2=cfg.beta2,
         max_grad_norm=cfg.grad_clip,
         optim="adamw_torch",
-        bf16=cfg.precision == "bf16",
+        bf16=precision == "bf16",
         use_cpu=device.type == "cpu",
         seed=cfg.seed,
         data_seed=cfg.seed,

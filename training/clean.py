@@ -30,6 +30,7 @@ from training.clean_rules import (
 from training.config import CORPUS_FORMATS, ConfigError, _Config, require_file
 from training.corpus import CorpusError, iter_batches, iter_documents
 from training.events import Reporter
+from training.stage_shape import setup_then_fit
 
 REPORT_FILE = "report.json"
 RULES = (
@@ -114,12 +115,28 @@ class CleanConfig(_Config):
             raise ConfigError("seed", "must not be negative")
 
 
+@dataclass
+class CleanRun:
+    cfg: CleanConfig
+    reporter: Reporter
+    input_path: Path
+
+
 def clean_corpus(cfg: CleanConfig, reporter: Reporter) -> Path | None:
     """Clean, write `train.jsonl`, `validation.jsonl` and `report.json` into `output_dir`, report
     the corpus as an artifact; the report's path, or None if stopped (nothing is written then)."""
+    return setup_then_fit(setup, fit, cfg, reporter)
+
+
+def setup(cfg: CleanConfig, reporter: Reporter) -> CleanRun:
     input_path = require_file("input_path", cfg.input_path)
     reporter.status("running")
     reporter.log(f"cleaning {input_path} ({input_path.stat().st_size / 1e6:.1f} MB)")
+    return CleanRun(cfg, reporter, input_path)
+
+
+def fit(run: CleanRun) -> Path | None:
+    cfg, reporter, input_path = run.cfg, run.reporter, run.input_path
     tally = _Tally()
     progress = _Progress(reporter, input_path.stat().st_size)
     output_dir = Path(cfg.output_dir)

@@ -1,5 +1,6 @@
 """The generate stage: K sampled responses per prompt from each of one or more checkpoints, written
-to `generations.jsonl` for the feedback campaigns.
+to `generations.jsonl` for the feedback campaigns. `setup` reads the prompts, `fit` generates (the
+shape of every stage: training/stages.py).
 
 Sampling is batched with `model.generate`, yet every response has its own seed: generation runs in
 greedy mode behind a logits processor that applies temperature, top-k and top-p and then adds Gumbel
@@ -16,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import torch
 from transformers import (
@@ -39,6 +40,7 @@ from training.events import Reporter
 from training.generate_config import GenerateConfig
 from training.pretrain import pick_device
 from training.prompts import Prompt, read_prompts, typed_prompts
+from training.stage_shape import setup_then_fit
 
 OUTPUT_FILE = "generations.jsonl"
 SAMPLE_EVENTS_PER_MODEL = 3
@@ -56,8 +58,23 @@ class Progress:
     tokens: int = 0
 
 
+@dataclass
+class GenerateRun:
+    """What `setup` found: the prompts, the device, and the progress over all models."""
+
+    cfg: GenerateConfig
+    reporter: Reporter
+    device: torch.device
+    prompts: list[Prompt]
+    progress: Progress
+
+
 def run_generate(cfg: GenerateConfig, reporter: Reporter) -> Path | None:
     """Write `output_dir/generations.jsonl` and return it; None when stopped (nothing is kept)."""
+    return setup_then_fit(setup, fit, cfg, reporter)
+
+
+def setup(cfg: GenerateConfig, reporter: Reporter) -> GenerateRun:
     hf_logging.disable_progress_bar()
     device = pick_device(cfg.device)
     if cfg.prompts_path is not None:
@@ -77,7 +94,12 @@ def run_generate(cfg: GenerateConfig, reporter: Reporter) -> Path | None:
             "device": device.type,
         },
     )
+    return GenerateRun(cfg, reporter, device, prompts, progress)
 
+
+def fit(run: GenerateRun) -> Path | None:
+    """Every model's responses into one file, which appears whole or not at all."""
+    cfg, reporter, progress = run.cfg, run.reporter, run.progress
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     final = out / OUTPUT_FILE
@@ -86,11 +108,11 @@ def run_generate(cfg: GenerateConfig, reporter: Reporter) -> Path | None:
     try:
         with partial.open("w", encoding="utf-8") as f:
             finished = all(
-                generate_with_model(cfg, i, prompts, device, f, reporter, progress)
+                generate_with_model(cfg, i, run.prompts, run.device, f, reporter, progress)
                 for i in range(len(cfg.models))
             )
         if finished:
-            os.replace(partial, final)  # the file appears whole or not at all
+            os.replace(partial, final)
     finally:
         partial.unlink(missing_ok=True)
     summary = {"prompts_done": progress.step, "generated_tokens": progress.tokens,
@@ -99,24 +121,24 @@ def run_generate(cfg: GenerateConfig, reporter: Reporter) -> Path | None:
         reporter.log(f"stop requested: stopped after {progress.step} of {progress.total} prompts; nothing kept")
         reporter.status("cancelled", step=progress.step, summary=summary)
         return None
-
-    reporter.artifact(
-        "generations",
-        str(final.resolve()),
-        {
-            "prompts": len(prompts),
-            "models": [{"label": m["label"], "artifact": m["artifact"], "path": m["path"]} for m in cfg.models],
-            "samples_per_prompt": cfg.samples_per_prompt,
-            "responses": progress.total * cfg.samples_per_prompt,
-            "settings": {
-                "temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k,
-                "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
-                "use_chat_template": cfg.use_chat_template,
-            },
-        },
-    )
+    reporter.artifact("generations", str(final.resolve()), output_metadata(run))
     reporter.status("succeeded", step=progress.step, summary=summary)
     return final
+
+
+def output_metadata(run: GenerateRun) -> dict[str, Any]:
+    cfg = run.cfg
+    return {
+        "prompts": len(run.prompts),
+        "models": [{"label": m["label"], "artifact": m["artifact"], "path": m["path"]} for m in cfg.models],
+        "samples_per_prompt": cfg.samples_per_prompt,
+        "responses": run.progress.total * cfg.samples_per_prompt,
+        "settings": {
+            "temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k,
+            "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+            "use_chat_template": cfg.use_chat_template,
+        },
+    }
 
 
 def generate_with_model(

@@ -1,7 +1,8 @@
 """The pretrain stage: a Llama-style decoder learns next-token prediction on a tokenized corpus.
 
-Shape (litgpt's): `pretrain` sets up device, model, optimizer, data and resume state; `fit` runs
-the loop. The loop talks only to a Reporter and syncs with the device once per log interval.
+Shape (litgpt's, as every stage: training/stages.py): `setup` prepares device, model, optimizer,
+data and resume state; `fit` runs the loop. The loop talks only to a Reporter and syncs with the
+device once per log interval.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from training.data import (
     val_batch_indices,
 )
 from training.events import Reporter
+from training.stage_shape import setup_then_fit
 from training.tokenizer import load_tokenizer
 
 SAMPLE_TOP_K = 50
@@ -40,7 +42,7 @@ SAMPLE_TEMPERATURE = 0.8
 
 @dataclass
 class Setup:
-    """Everything `pretrain` prepared for the loop."""
+    """Everything `setup` prepared for the loop."""
 
     cfg: PretrainConfig
     reporter: Reporter
@@ -61,6 +63,12 @@ class Setup:
 
 def pretrain(cfg: PretrainConfig, reporter: Reporter) -> Path | None:
     """Train to `cfg.max_steps`; return the final checkpoint folder, or None when stopped early."""
+    return setup_then_fit(setup, fit, cfg, reporter)
+
+
+def setup(cfg: PretrainConfig, reporter: Reporter) -> Setup | None:
+    """Device, model, optimizer, data and resume state, reported as running; None if stopped while
+    the corpus was being tokenized."""
     hf_logging.disable_progress_bar()  # a bar on stderr at every save would drown real warnings
     require_file("corpus_path", cfg.corpus_path)
     require_file("tokenizer_path", cfg.tokenizer_path)
@@ -124,7 +132,7 @@ def pretrain(cfg: PretrainConfig, reporter: Reporter) -> Path | None:
             "resumed_from_step": s.step if resume_dir is not None else None,
         },
     )
-    return fit(s)
+    return s
 
 
 def fit(s: Setup) -> Path | None:

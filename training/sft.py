@@ -1,7 +1,8 @@
 """The sft stage: supervised fine-tuning of a causal LM on conversations, with trl's SFTTrainer.
 
-Shape: `prepare` loads the base model and tokenizer, reads and splits the dataset and builds the
-trainer; `run_sft` trains it with a ReporterCallback (events, cancel) and exports the result. With
+Shape (as every stage's: training/stages.py): `setup` loads the base model and tokenizer, reads and
+splits the dataset and builds the trainer; `fit` trains it with a ReporterCallback (events, cancel)
+and exports the result. With
 LoRA the artifact is the base with the adapter merged in (`merged/`), the adapter kept in `adapter/`.
 
 Which tokens carry loss (`loss_on: assistant`) comes from the chat template's `{% generation %}`
@@ -38,6 +39,7 @@ from training.events import Reporter
 from training.model_info import ModelInfo
 from training.pretrain import pick_device
 from training.sft_config import SftConfig
+from training.stage_shape import setup_then_fit
 from training.trainer_events import ReporterCallback, checkpoint_folder, tokens_seen
 
 Messages = list[dict[str, str]]
@@ -48,7 +50,7 @@ END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 
 @dataclass
 class SftRun:
-    """Everything `prepare` made for training and export."""
+    """Everything `setup` made for training and export."""
 
     cfg: SftConfig
     trainer: SFTTrainer
@@ -62,7 +64,11 @@ class SftRun:
 
 def run_sft(cfg: SftConfig, reporter: Reporter) -> Path | None:
     """Fine-tune; return the artifact's folder, or None when stopped early."""
-    run = prepare(cfg, reporter)
+    return setup_then_fit(setup, fit, cfg, reporter)
+
+
+def fit(run: SftRun) -> Path | None:
+    reporter = run.callback.reporter
     if reporter.should_stop():
         reporter.status("cancelled", step=run.trainer.state.global_step)
         return None
@@ -77,7 +83,7 @@ def run_sft(cfg: SftConfig, reporter: Reporter) -> Path | None:
     return artifact
 
 
-def prepare(cfg: SftConfig, reporter: Reporter) -> SftRun:
+def setup(cfg: SftConfig, reporter: Reporter) -> SftRun:
     hf_logging.disable_progress_bar()
     datasets.disable_progress_bars()  # trl's tokenizing maps would fill stderr with bars
     device = pick_device(cfg.device)

@@ -3,21 +3,17 @@ whether it uses a GPU. The command line (`python -m training`), the workers' out
 and docs/architecture.md read this table; the lab is to read it too.
 
 Torch-free on purpose: the web process imports it. A stage's module, which loads torch, is imported
-only when the stage runs, once its config is known to be good, so a bad config fails fast.
-
-Every stage module has the same shape (litgpt's): `setup(cfg, reporter)` prepares everything and
-returns the state (or None when a stop was asked for while preparing, reported as cancelled), and
-`fit(state)` does the work, reports the output and returns its path (None when stopped).
+only when the stage runs, once its config is known to be good, so a bad config fails fast. Every
+stage module has the same shape: `setup(cfg, reporter)` → state, then `fit(state)`
+(training/stage_shape.py).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
 
 from training.classify_config import ClassifyConfig
 from training.clean import CleanConfig
@@ -25,8 +21,7 @@ from training.config import PretrainConfig, TokenizerConfig, _Config
 from training.events import Reporter
 from training.generate_config import GenerateConfig
 from training.sft_config import SftConfig
-
-State = TypeVar("State")
+from training.stage_shape import setup_then_fit
 
 
 class Gpu(StrEnum):
@@ -66,35 +61,27 @@ class Stage:
     gpu: Gpu
     summary: str
     """One line for `python -m training --help` and the docs."""
-    entry: str
 
     def run(self, cfg: _Config, reporter: Reporter) -> Path | None:
-        """Runs the stage; imports its module (and with it torch) now."""
-        return getattr(importlib.import_module(self.module), self.entry)(cfg, reporter)
-
-
-def setup_then_fit(
-    setup: Callable[[Any, Reporter], State | None], fit: Callable[[State], Path | None], cfg: Any, reporter: Reporter
-) -> Path | None:
-    """The whole stage: `fit` runs unless `setup` was stopped (and has reported so)."""
-    state = setup(cfg, reporter)
-    return None if state is None else fit(state)
+        """Set up, then fit; imports the stage's module (and with it torch) now."""
+        module = importlib.import_module(self.module)
+        return setup_then_fit(module.setup, module.fit, cfg, reporter)
 
 
 STAGES = {
     s.name: s
     for s in (
         Stage("tokenizer", TokenizerConfig, "training.tokenizer", TOKENIZER, Gpu.NONE,
-              "learn a vocabulary (BPE, unigram or WordPiece) from a corpus", "train_tokenizer"),
+              "learn a vocabulary (BPE, unigram or WordPiece) from a corpus"),
         Stage("clean", CleanConfig, "training.clean", CORPUS, Gpu.NONE,
-              "normalise, filter and deduplicate a corpus, then split it into train and validation", "clean_corpus"),
+              "normalise, filter and deduplicate a corpus, then split it into train and validation"),
         Stage("pretrain", PretrainConfig, "training.pretrain", CHECKPOINT, Gpu.CAN_USE,
-              "pretrain a Llama-style decoder on a tokenized corpus, from scratch or on", "pretrain"),
+              "pretrain a Llama-style decoder on a tokenized corpus, from scratch or on"),
         Stage("sft", SftConfig, "training.sft", CHECKPOINT, Gpu.CAN_USE,
-              "fine-tune a causal LM on conversations (full, LoRA or QLoRA)", "run_sft"),
+              "fine-tune a causal LM on conversations (full, LoRA or QLoRA)"),
         Stage("classify", ClassifyConfig, "training.classify", CHECKPOINT, Gpu.CAN_USE,
-              "fine-tune a base model into a sequence classifier", "run_classify"),
+              "fine-tune a base model into a sequence classifier"),
         Stage("generate", GenerateConfig, "training.generate", GENERATIONS, Gpu.CAN_USE,
-              "sample K responses per prompt from one or more checkpoints", "run_generate"),
+              "sample K responses per prompt from one or more checkpoints"),
     )
 }

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from training.config import (
 )
 from training.corpus import CorpusStats, file_sha256, iter_batches, iter_documents
 from training.events import Reporter
+from training.stage_shape import setup_then_fit
 from training.tokenizer_files import TOKENIZER_CONFIG, declared_special_tokens, read_tokenizer_config
 
 ALGORITHM_NAMES = {"bpe": "byte-level-bpe", "unigram": "unigram", "wordpiece": "wordpiece"}
@@ -42,10 +44,35 @@ about the speed of training, so 1 MiB cost a 20 MB corpus's training 5%; on tiny
 token count estimated from 128 KiB was 0.2% off the exact count (1 MiB: 0.2%, 64 KiB: 1%)."""
 
 
+@dataclass
+class TokenizerRun:
+    """An untrained tokenizer and its trainer, as `setup` made them."""
+
+    cfg: TokenizerConfig
+    reporter: Reporter
+    tokenizer: Tokenizer
+    trainer: trainers.Trainer
+
+
 def train_tokenizer(cfg: TokenizerConfig, reporter: Reporter) -> Path | None:
     """Train, save `output_dir/tokenizer.json` and its `tokenizer_config.json`, report the artifact;
     None if stopped."""
+    return setup_then_fit(setup, fit, cfg, reporter)
+
+
+def setup(cfg: TokenizerConfig, reporter: Reporter) -> TokenizerRun:
     reporter.status("running")
+    tokenizer, trainer = new_tokenizer(cfg)
+    reporter.log(
+        f"training a {ALGORITHM_NAMES[cfg.algorithm]} tokenizer (vocab {cfg.vocab_size}) "
+        f"on {cfg.corpus_path}"
+    )
+    return TokenizerRun(cfg, reporter, tokenizer, trainer)
+
+
+def fit(run: TokenizerRun) -> Path | None:
+    """Stream the corpus through the trainer, save, report the artifact; None if stopped."""
+    cfg, reporter, tokenizer = run.cfg, run.reporter, run.tokenizer
     stats = CorpusStats()
     sample = _LeadingDocuments(COUNT_SAMPLE_BYTES)
     failure: list[Exception] = []
@@ -63,13 +90,8 @@ def train_tokenizer(cfg: TokenizerConfig, reporter: Reporter) -> Path | None:
         except Exception as e:
             failure.append(e)
 
-    tokenizer, trainer = new_tokenizer(cfg)
-    reporter.log(
-        f"training a {ALGORITHM_NAMES[cfg.algorithm]} tokenizer (vocab {cfg.vocab_size}) "
-        f"on {cfg.corpus_path}"
-    )
     try:
-        tokenizer.train_from_iterator(batches(), trainer=trainer)
+        tokenizer.train_from_iterator(batches(), trainer=run.trainer)
     except Exception as e:  # the Rust trainer raises a bare Exception
         n_characters = len(stats.characters)
         raise (failure[0] if failure else _explain_trainer_error(e, cfg, n_characters)) from None

@@ -11,7 +11,7 @@ import torch
 
 from tests.training.fixtures import SFT_ALPACA, SFT_MESSAGES
 from tests.training.helpers import FakeReporter
-from training.sft import generate_samples, prepare, run_sft
+from training.sft import generate_samples, run_sft, setup
 from training.sft_config import SftConfig
 
 PLAIN_TEMPLATE = (
@@ -96,14 +96,14 @@ def test_it_writes_checkpoints_and_a_model_that_transformers_loads_and_generates
 
 
 def test_it_puts_loss_on_the_assistant_tokens_only(base_model: Path, tmp_path: Path):  # noqa: F811
-    run = prepare(sft_config(base_model, subset(SFT_MESSAGES, 40, tmp_path), tmp_path / "run"), FakeReporter())
+    run = setup(sft_config(base_model, subset(SFT_MESSAGES, 40, tmp_path), tmp_path / "run"), FakeReporter())
     assert run.loss_mode == "assistant"
     assert_labels_cover_exactly_the_answers(run, answer_end="<|im_end|>")
 
 
 def test_it_masks_the_last_answer_when_the_template_has_no_generation_marks(base_model: Path, tmp_path: Path):  # noqa: F811
     cfg = sft_config(base_model, subset(SFT_MESSAGES, 40, tmp_path), tmp_path / "run", chat_template=PLAIN_TEMPLATE)
-    run = prepare(cfg, FakeReporter())
+    run = setup(cfg, FakeReporter())
     assert run.loss_mode == "completion"
     assert_labels_cover_exactly_the_answers(run, answer_end="\n")
 
@@ -140,7 +140,7 @@ def lora_run(base_model: Path, tmp_path_factory) -> dict[str, Any]:  # noqa: F81
     cfg = sft_config(base_model, subset(SFT_ALPACA, 240, tmp), tmp / "run", method="lora", lr=1e-2, lora_r=8, eval_every=5,
                      lora_target_modules=["q_proj", "v_proj", "down_proj"])
     reporter = FakeReporter()
-    run = prepare(cfg, reporter)
+    run = setup(cfg, reporter)
     before = {n: p.detach().clone() for n, p in run.trainer.model.named_parameters()}
     run.trainer.train()
     after = {n: p.detach().clone() for n, p in run.trainer.model.named_parameters()}
@@ -205,7 +205,7 @@ def test_packed_conversations_attend_only_to_themselves(base_model: Path, tmp_pa
     restart at 0. The loss sees each conversation exactly as it would alone (trl runs the forward
     with use_cache off, which lets transformers build the block-diagonal mask on any attention)."""
     cfg = sft_config(base_model, subset(SFT_MESSAGES, 40, tmp_path), tmp_path / "run", packing=True, batch_size=1)
-    run = prepare(cfg, FakeReporter())
+    run = setup(cfg, FakeReporter())
     row = next(row for row in run.trainer.train_dataset if len(row["seq_lengths"]) >= 2)
     batch = run.trainer.data_collator([row])
     starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()
@@ -224,9 +224,9 @@ def test_packed_rows_go_through_the_model_one_at_a_time(base_model: Path, tmp_pa
     the optimizer step still sees batch_size * grad_accum rows. Eval batches stay batch_size wide."""
     data = subset(SFT_MESSAGES, 40, tmp_path)
     cfg = sft_config(base_model, data, tmp_path / "run", packing=True, batch_size=4, grad_accum=2)
-    args = prepare(cfg, FakeReporter()).trainer.args
+    args = setup(cfg, FakeReporter()).trainer.args
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (1, 8)
     assert args.per_device_eval_batch_size == 4
-    padded = prepare(sft_config(base_model, data, tmp_path / "padded", batch_size=4, grad_accum=2),
+    padded = setup(sft_config(base_model, data, tmp_path / "padded", batch_size=4, grad_accum=2),
                      FakeReporter()).trainer.args
     assert (padded.per_device_train_batch_size, padded.gradient_accumulation_steps) == (4, 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 from pathlib import Path
 
@@ -88,3 +90,10 @@ def test_a_stage_run_through_its_declaration_reports_the_declared_output(tmp_pat
     [artifact] = reporter.of_type("artifact")
     assert artifact["kind"] == STAGES["clean"].output.kind == "corpus"
     assert Path(artifact["path"]).name == "train.jsonl"
+
+
+@pytest.mark.parametrize("name", sorted(MINIMAL))
+def test_each_stage_module_has_the_one_shape(name):
+    module = importlib.import_module(STAGES[name].module)
+    assert list(inspect.signature(module.setup).parameters) == ["cfg", "reporter"]
+    assert len(inspect.signature(module.fit).parameters) == 1  # the state setup returned
