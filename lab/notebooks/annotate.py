@@ -15,6 +15,10 @@ from training import json_limits
 from training.config import ConfigError
 
 
+GENERATION_KEYS = ("prompt_index", "prompt", "model", "sample", "text")
+"""What each line of a generate run's responses file holds (training/generate.py writes them)."""
+
+
 def campaigns_of(cell: Cell):
     """The campaigns started from the runs of this cell's generate cell, newest first."""
     generate_cell = cell.config.get("generate_cell")
@@ -63,4 +67,9 @@ def generation_record(line: str, where: str) -> dict:
         raise ConfigError("generate_cell", f"{where}: not valid JSON ({exc})") from None
     if not isinstance(record, dict):
         raise ConfigError("generate_cell", f"{where}: must be a JSON object")
+    missing = [key for key in GENERATION_KEYS if key not in record]
+    if missing:
+        raise ConfigError("generate_cell", f"{where}: has no {', '.join(missing)} (not a generate run's record)")
+    if not all(isinstance(record[key], int) and not isinstance(record[key], bool) for key in ("prompt_index", "sample")):
+        raise ConfigError("generate_cell", f"{where}: prompt_index and sample must be whole numbers")
     return record

@@ -2,6 +2,7 @@
 404 any missing thing gets; never a 500 (an int() of text, a UUID lookup of "abc", an integer past 64 bits)."""
 
 import json
+from html import unescape
 
 import pytest
 
@@ -212,3 +213,16 @@ def test_an_outsider_with_malformed_values_gets_the_404_before_any_400(cast, alp
         assert getattr(client, method)(url, data).status_code == 404, url
     response = api.patch(f"/api/cells/{t['cell'].pk}/", {"config": "x", "title": {}}, content_type="application/json")
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"prompt": "hi"}', "line 3: has no prompt_index, model, sample, text (not a generate run's record)"),
+    ('{"prompt_index": "0", "prompt": "hi", "model": "m", "sample": 1, "text": "t"}',
+     "line 3: prompt_index and sample must be whole numbers"),
+])
+def test_a_generations_line_that_is_no_record_is_named_not_a_key_error(cast, generations, line, message):
+    path = generations.notebook.team.artifacts.get(kind="generations").absolute_path
+    path.write_text("\n".join(path.read_text().splitlines()[:2] + [line]) + "\n")
+    response = _page(cast.alice).post(f"/cells/{generations.pk}/run/", follow=True)
+    assert response.status_code == 200 and message in unescape(response.content.decode())
+    assert not generations.notebook.team.campaigns.exists()
