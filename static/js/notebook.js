@@ -155,8 +155,12 @@
         if (input && input.value !== "") params.set(name, input.value);
       }
       const resp = await fetch(`${form.dataset.estimateUrl}?${params}`);
+      const est = await resp.json().catch(() => ({}));
+      // A value the estimate refuses greys the last numbers out and says which field and why.
+      const problem = resp.ok ? "" : (est.error ? `${est.field}: ${est.error}` : `the estimate failed (${resp.status})`);
+      box.classList.toggle("stale", !resp.ok);
+      box.querySelector("[data-role=estimate-error]").textContent = problem;
       if (!resp.ok) return;
-      const est = await resp.json();
       box.querySelectorAll("[data-est]").forEach((b) => { b.textContent = si(est[b.dataset.est]); });
     };
     form.addEventListener("input", debounce(update, 200));
