@@ -5,6 +5,8 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -173,12 +175,26 @@ CACHES = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # redis-py 8 times a read out after 5 s, the same 5 s that channels_redis blocks waiting for a
-        # message: an idle websocket would crash and reconnect every few seconds. Reads wait longer.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": f"{LAB_REDIS_PREFIX}:channels"},
+        # channels_redis's layer, made to keep websockets open through a Redis outage (lab/channel_layer.py).
+        "BACKEND": "lab.channel_layer.ResilientRedisChannelLayer",
+        "CONFIG": {"hosts": [{
+            "address": REDIS_URL,
+            # redis-py 8 times a read out after 5 s, the same 5 s that channels_redis blocks waiting for a
+            # message: an idle websocket would crash and reconnect every few seconds. Reads wait longer.
+            "socket_timeout": 30,
+            # ...but not a connect: a Redis that does not answer must not stall a training relay's publish.
+            "socket_connect_timeout": 2,
+            # A pooled connection from before a Redis restart fails its first command; take a new one
+            # and try again (by default redis-py does not, and a websocket connect answered 500).
+            "retry": Retry(NoBackoff(), 1),
+        }], "prefix": f"{LAB_REDIS_PREFIX}:channels"},
     }
 }
+
+# A queued run with no message in its queue (never sent: Redis was down; or lost: Redis restarted
+# empty, a worker died holding it) is sent again once its last event is this old, by the reaper's
+# sweep every LAB_REAP_SECONDS: a lost message is replaced within the sum (40 s).
+LAB_SEND_AGAIN_SECONDS = env_float("LAB_SEND_AGAIN_SECONDS", 30.0)
 
 # Celery: one task at a time per worker, acked on receipt; recovery is the app's (leases + reaper),
 # never the broker's redelivery, which would start a second copy of a long run.
@@ -195,6 +211,9 @@ CELERY_RESULT_EXPIRES = 300
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A busy worker reserves no message (Celery 5.6+, Redis): the next run waits in the queue for a free
+# worker instead of behind a long run, and no message dies with a worker that was only holding it.
+CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_TRACK_STARTED = True

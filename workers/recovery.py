@@ -1,12 +1,16 @@
-"""Runs whose worker stopped heartbeating: mark them lost, then resume them (a bounded number of times)."""
+"""Runs whose worker stopped heartbeating: mark them lost, then resume them (a bounded number of times);
+queued runs whose message is gone: send them again."""
 
+import json
 import logging
+import time
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 
-from lab.runs.actions import enqueue, publish_on_commit
-from lab.runs.models import Run, Status
+from lab.runs.actions import enqueue, publish_on_commit, run_of_message, send
+from lab.runs.models import Run, RunEvent, Status
 
 log = logging.getLogger(__name__)
 
@@ -27,3 +31,51 @@ def reap_lost_runs() -> int:
             publish_on_commit(run, run.append_event("status", status=Status.QUEUED, message=f"resuming automatically {where}"))
             enqueue(run)
     return reaped
+
+
+def send_lost_runs() -> int:
+    """Send again each queued run that has no message waiting in its queue.
+
+    Its message never reached the broker (Redis was down: the run's last event says sent=False), or
+    was lost there (Redis restarted without persistence, or flushed; a worker died holding it). A
+    run counts only once its last event is LAB_SEND_AGAIN_SECONDS old, so a message just taken by a
+    worker about to claim the run is not mistaken for a lost one; and a copy that is not needed is
+    harmless anyway: only one delivery can claim a run (Run.claim), the others end as no-ops.
+    """
+    last_event = RunEvent.objects.filter(run=OuterRef("pk"), seq=OuterRef("last_seq"))
+    cutoff = time.time() - settings.LAB_SEND_AGAIN_SECONDS
+    queued = Run.objects.filter(status=Status.QUEUED).annotate(
+        queued_t=Subquery(last_event.values("t")[:1]), last_data=Subquery(last_event.values("data")[:1]))
+    candidates = [run for run in queued if unsent(run) or run.queued_t is None or run.queued_t < cutoff]
+    if not candidates:
+        return 0
+    waiting = waiting_runs({run.queue for run in candidates})
+    sent = 0
+    for run in candidates:
+        if run.pk in waiting:
+            continue
+        log.warning("run %s is queued with no message in queue %s: sending it", run.pk, run.queue)
+        why = "the task queue is back: sending the run" if unsent(run) else "its message was lost: sending the run again"
+        sent += send(run, why)
+    return sent
+
+
+def unsent(run: Run) -> bool:
+    return isinstance(run.last_data, dict) and run.last_data.get("sent") is False
+
+
+def waiting_runs(queues: set[str]) -> set[int]:
+    """Ids of the runs with a message waiting in one of these queues (the Redis transport keeps each
+    queue as a list of JSON messages; Celery's task id names the run, lab.runs.actions.message_id)."""
+    from workers.app import app
+
+    prefix = app.conf.broker_transport_options.get("global_keyprefix", "")
+    runs = set()
+    with app.connection_for_read() as conn:
+        client = conn.default_channel.client
+        for queue in queues:
+            for raw in client.lrange(prefix + queue, 0, -1):
+                pk = run_of_message(json.loads(raw).get("headers", {}).get("id", ""))
+                if pk is not None:
+                    runs.add(pk)
+    return runs

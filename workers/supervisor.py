@@ -3,7 +3,8 @@
 The worker never imports torch: training runs in a fresh child process (`python -m training ...`)
 in its own session, so cancel signals reach its whole process group and CUDA is never initialised
 in a forking parent. The child writes JSON-line events to a pipe; we store them in batches (the
-database is the source of truth) and publish each batch to the run's Channels group.
+database is the source of truth) and publish each batch to the run's Channels group, best effort:
+a channel layer that is down (Redis restarting) holds back live updates, never the training.
 """
 
 import ctypes
@@ -25,7 +26,7 @@ from django.utils import timezone
 
 from lab.runs.actions import enqueue
 from lab.runs.models import Run, RunEvent, Status
-from lab.runs.streaming import publish
+from lab.runs.streaming import RunPublisher
 from workers.artifacts import register_output
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Supervisor:
         self.stop_reason: str | None = None  # "cancel" (the user) or "shutdown" (the worker stops)
         self.peak_rss_kib = 0
         self.lease_lost = False
+        self.publish = RunPublisher(run)
 
     # -- launch ------------------------------------------------------------------------------
 
@@ -128,7 +130,7 @@ class Supervisor:
         resuming = f", resuming from {Path(run.last_checkpoint).name}" if run.last_checkpoint else ""
         note = run.append_event("log", level="info", message=f"attempt {run.attempt} on {run.worker}{resuming}")
         running = run.append_event("status", status=Status.RUNNING, message="started")
-        publish(run, [note.as_message(), running.as_message()])
+        self.publish([note.as_message(), running.as_message()])
         try:
             proc = self.launch(self.write_config())
         except OSError as exc:
@@ -232,7 +234,7 @@ class Supervisor:
                     register_output(run, e)
         for key, value in updates.items():
             setattr(run, key, value)
-        publish(run, batch)
+        self.publish(batch)
         return True
 
     def obey_stop(self, proc: subprocess.Popen) -> None:
@@ -291,7 +293,7 @@ class Supervisor:
             message = f"the worker stopped: the run resumes from {where} when a worker starts"
             event = run.append_event("status", status=Status.QUEUED, message=message)
             enqueue(run)
-        publish(run, [event.as_message()])
+        self.publish([event.as_message()], last=True)
         return "handed back to the queue: the worker is stopping"
 
     def _killed_message(self, signum: int) -> str:
@@ -327,7 +329,7 @@ class Supervisor:
                 events.append(run.append_event("status", status=status, message=error.splitlines()[-1] if error else ""))
             elif self.final_status != status:
                 events.append(run.append_event("status", status=status, message=f"ended {timezone.now():%H:%M:%S}"))
-        publish(run, [e.as_message() for e in events])
+        self.publish([e.as_message() for e in events], last=True)
         return status
 
 

@@ -21,9 +21,12 @@ def execute_run(run_id: int) -> str:
 
 @app.task(name="workers.reap_lost_runs")
 def reap_lost_runs() -> int:
+    """Runs that lost their worker, then queued runs that lost their message: one sweep, one task
+    (the control worker starts a fresh pool child per task)."""
     from workers.recovery import reap_lost_runs as reap
+    from workers.recovery import send_lost_runs
 
-    return reap()
+    return reap() + send_lost_runs()
 
 
 @app.task(name="workers.remove_stale_uploads")

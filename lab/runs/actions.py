@@ -1,12 +1,16 @@
 """Run workflows: start, cancel, resume. Tasks are enqueued only after the transaction commits."""
 
 import functools
+import logging
 import subprocess
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from lab.notebooks.kinds import (
     RUNNABLE,
@@ -19,6 +23,8 @@ from lab.notebooks.models import Cell
 from lab.runs.models import RESUMABLE, Run, Status
 from lab.runs.streaming import publish
 from training.config import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -33,9 +39,49 @@ def code_version() -> str:
 
 
 def enqueue(run: Run) -> None:
+    """Send the run to its queue once the transaction commits.
+
+    The Run row is the outbox: a queued run whose message never reached the broker, or was lost
+    there, is sent again by workers.recovery.send_lost_runs (settings.LAB_SEND_AGAIN_SECONDS).
+    """
+    transaction.on_commit(lambda: send(run))
+
+
+def message_id(run: Run) -> str:
+    """A task id that names its run, so the queue's waiting messages can be matched to runs."""
+    return f"run-{run.pk}-{uuid.uuid4().hex[:12]}"
+
+
+def run_of_message(task_id: str) -> int | None:
+    prefix, _, rest = task_id.partition("-")
+    pk = rest.partition("-")[0]
+    return int(pk) if prefix == "run" and pk.isdigit() else None
+
+
+def send(run: Run, why: str = "") -> bool:
+    """Hand the run to the broker; `why` it is sent again, if it is, goes on the run first. If the broker
+    cannot take it (Redis down), the run says so and stays queued, to be sent when the broker is back."""
     from workers.app import app
 
-    transaction.on_commit(lambda: app.send_task("workers.execute_run", args=[run.pk], queue=run.queue))
+    if why:
+        _note_while_queued(run, why)
+    try:
+        # No result is kept (a run reports through events): no result-store subscription either,
+        # which on a Redis outage breaks for good ("the Celery application must be restarted").
+        app.send_task("workers.execute_run", args=[run.pk], queue=run.queue, task_id=message_id(run), ignore_result=True)
+    except (OperationalError, RedisError, OSError) as exc:
+        log.warning("run %s stays queued: the task queue is unreachable (%s)", run.pk, exc)
+        note = (f"the task queue is unreachable: the run will be sent to it within "
+                f"{settings.LAB_SEND_AGAIN_SECONDS:g} s of its return")
+        _note_while_queued(run, note, sent=False)
+        return False
+    return True
+
+
+def _note_while_queued(run: Run, message: str, **data) -> None:
+    event = run.append_event_while_queued("status", status=Status.QUEUED, message=message, **data)
+    if event is not None:
+        publish(run, [event.as_message()])
 
 
 def publish_on_commit(run: Run, event) -> None:

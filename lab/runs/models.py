@@ -187,6 +187,15 @@ class Run(models.Model):
         return event
 
 
+    @transaction.atomic
+    def append_event_while_queued(self, type: str, **data) -> "RunEvent | None":
+        """append_event, if the run is still queued; None once a worker has claimed it (its training
+        process numbers the events from then on). The row lock orders this against the claim."""
+        if not Run.objects.select_for_update().filter(pk=self.pk, status=Status.QUEUED).exists():
+            return None
+        return self.append_event(type, **data)
+
+
 class RunEvent(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
     seq = models.BigIntegerField()
