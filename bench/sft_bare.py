@@ -24,11 +24,10 @@ from trl import SFTTrainer  # noqa: E402
 
 from training.base_model import load_base_model, load_base_tokenizer  # noqa: E402
 from training.dataset_files import read_records  # noqa: E402
-from training.pretrain import pick_device  # noqa: E402
+from training.runtime import pick_device, resolve_precision  # noqa: E402
 from training.sft import (  # noqa: E402
     as_dataset,
     choose_loss_mode,
-    resolve_precision,
     split_conversations,
     trainer_config,
 )

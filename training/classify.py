@@ -28,7 +28,6 @@ from transformers import (
     PreTrainedTokenizerBase,
     Trainer,
     TrainingArguments,
-    set_seed,
 )
 from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
@@ -40,7 +39,7 @@ from training.config_checks import TRAINER_STATE, resolve_resume
 from training.dataset_files import read_records
 from training.events import Reporter
 from training.metrics import classification_report, majority_baseline
-from training.pretrain import pick_device
+from training.runtime import pick_device, resolve_precision, seed_everything
 from training.stage_shape import setup_then_fit
 from training.trainer_events import ReporterCallback
 
@@ -91,16 +90,14 @@ def setup(cfg: ClassifyConfig, reporter: Reporter) -> ClassifyRun:
     """Read and split the data, load the model with its new head and build the Trainer."""
     hf_logging.disable_progress_bar()
     device = pick_device(cfg.device)
-    if cfg.precision == "bf16" and device.type != "cuda":
-        raise ConfigError("precision", "bf16 needs a GPU; on cpu use fp32")
-    precision = cfg.precision
+    precision = resolve_precision(cfg.precision, device)
     resume_dir = resolve_resume(cfg.resume_from) if cfg.resume_from else None
 
     examples = load_examples(cfg)
     tokenizer = load_base_tokenizer(cfg.base_model)
     # Saved with every checkpoint, so prediction cuts texts where training did.
     tokenizer.model_max_length = cfg.max_length
-    set_seed(cfg.seed)  # before the model: the new head's initial weights come from this seed
+    seed_everything(cfg.seed)  # before the model: the new head's initial weights come from this seed
     model = load_classifier(cfg, examples.labels, tokenizer)
     evaluation = EvalRecord()
     n_params = sum(p.numel() for p in model.parameters())

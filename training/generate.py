@@ -38,8 +38,8 @@ from transformers.utils import logging as hf_logging
 from training.base_model import load_base_model, load_base_tokenizer
 from training.events import Reporter
 from training.generate_config import GenerateConfig
-from training.pretrain import pick_device
 from training.prompts import Prompt, read_prompts, typed_prompts
+from training.runtime import pick_device
 from training.stage_shape import setup_then_fit
 
 OUTPUT_FILE = "generations.jsonl"

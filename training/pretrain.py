@@ -8,7 +8,6 @@ device once per log interval.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -33,6 +32,7 @@ from training.data import (
     val_batch_indices,
 )
 from training.events import Reporter
+from training.runtime import autocast_for, pick_device, resolve_precision, seed_everything
 from training.stage_shape import setup_then_fit
 from training.tokenizer import load_tokenizer
 
@@ -50,6 +50,8 @@ class Setup:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     device: torch.device
+    precision: str
+    """`fp32` or `bf16` (autocast), as `resolve_precision` settled it."""
     blocks: TokenBlocks
     sampler: BatchSampler
     val_batches: list[np.ndarray]
@@ -73,6 +75,7 @@ def setup(cfg: PretrainConfig, reporter: Reporter) -> Setup | None:
     require_file("corpus_path", cfg.corpus_path)
     require_file("tokenizer_path", cfg.tokenizer_path)
     device = pick_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device, bf16_on_cpu=True)
     seed_everything(cfg.seed)
 
     tokenizer, eos, pad = load_tokenizer(cfg.tokenizer_path)
@@ -96,6 +99,7 @@ def setup(cfg: PretrainConfig, reporter: Reporter) -> Setup | None:
         optimizer=optimizer,
         scheduler=scheduler,
         device=device,
+        precision=precision,
         blocks=TokenBlocks(token_file, split.block_len),
         sampler=BatchSampler(split.train, cfg.batch_size, cfg.seed),
         val_batches=val_batch_indices(split.val, cfg.batch_size, cfg.eval_batches),
@@ -121,7 +125,7 @@ def setup(cfg: PretrainConfig, reporter: Reporter) -> Setup | None:
             "preset": cfg.preset if cfg.init_from is None else None,
             "vocab_size": model.config.vocab_size,
             "device": device.type,
-            "precision": cfg.precision,
+            "precision": precision,
             "tokens_per_step": per_step,
             "flops_per_step": presets.flops_per_token(n_params) * per_step,
             "total_flops": presets.training_flops(n_params, per_step * cfg.max_steps),
@@ -140,7 +144,7 @@ def fit(s: Setup) -> Path | None:
     cfg, reporter = s.cfg, s.reporter
     s.model.train()
     train_model = torch.compile(s.model) if cfg.compile else s.model
-    autocast = autocast_for(cfg.precision, s.device)
+    autocast = autocast_for(s.precision, s.device)
     meter = Meter(s.device)
     start_step = s.step
     done: dict[str, int] = {}  # "eval" / "sample" / "checkpoint" -> the step it last ran at
@@ -421,23 +425,3 @@ def make_scheduler(
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def autocast_for(precision: str, device: torch.device) -> AbstractContextManager:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", "cuda was asked for but no GPU is visible to this process")
-    if name == "cuda":
-        torch.set_float32_matmul_precision("high")  # TF32 matmuls: the usual speed/precision trade
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # seeds every CUDA device too

@@ -37,7 +37,7 @@ from training.config_checks import resolve_resume
 from training.dataset_files import read_records
 from training.events import Reporter
 from training.model_info import ModelInfo
-from training.pretrain import pick_device
+from training.runtime import pick_device, resolve_precision
 from training.sft_config import SftConfig
 from training.stage_shape import setup_then_fit
 from training.trainer_events import ReporterCallback, checkpoint_folder, tokens_seen
@@ -135,14 +135,6 @@ def setup(cfg: SftConfig, reporter: Reporter) -> SftRun:
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     callback.summary["trainable_params"] = trainable
     return SftRun(cfg, trainer, tokenizer, callback, info, loss_mode, resume_dir)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if precision in ("bf16", "fp16") and device.type != "cuda":
-        raise ConfigError("precision", f"{precision} needs a GPU, and this run has none: use fp32 or auto")
-    return precision
 
 
 def choose_loss_mode(cfg: SftConfig, tokenizer: PreTrainedTokenizerBase) -> str:

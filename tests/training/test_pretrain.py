@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 from tests.training.helpers import FakeReporter, tiny_config
 from training.checkpoint import latest_checkpoint
 from training.config import ConfigError, PretrainConfig
-from training.pretrain import build_model, pretrain, seed_everything
+from training.pretrain import build_model, pretrain
+from training.runtime import seed_everything
 from training.tokenizer import load_tokenizer
 
 CHECKPOINT_FILES = {
