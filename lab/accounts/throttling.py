@@ -34,7 +34,8 @@ def _keys(request, username) -> list[str]:
     names = [f"address:{client_address(request)}"]
     if username:
         names.append(f"username:{str(username).casefold()}")
-    return [f"login-failures:{hashlib.sha256(name.encode()).hexdigest()}" for name in names]
+    # surrogatepass: a JSON string may hold a lone surrogate, which UTF-8 cannot encode.
+    return ["login-failures:" + hashlib.sha256(name.encode(errors="surrogatepass")).hexdigest() for name in names]
 
 
 def retry_after(request, username) -> int:

@@ -173,3 +173,15 @@ def test_logins_go_on_without_their_limit_while_redis_is_away(cast, settings, ca
     assert log_in(client, "alice", "guess").status_code == 200
     assert log_in(client, "alice").status_code == 302 and logged_in(client)
     assert "failed logins are not limited" in caplog.text
+
+
+def test_a_username_utf8_cannot_encode_is_a_400_before_and_a_429_after_the_limit(cast, settings):
+    client = Client()
+    body = '{"username": "\\ud800", "password": "guess"}'  # a lone surrogate: valid JSON, not valid UTF-8
+
+    before = client.post("/api/token/", body, content_type="application/json")
+    fail_until_throttled(settings, lambda n: log_in(client, f"nobody-{n}", "guess"))
+    after = client.post("/api/token/", body, content_type="application/json")
+
+    assert before.status_code == 400 and "Surrogate" in before.json()["username"][0]
+    assert after.status_code == 429
