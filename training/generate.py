@@ -2,16 +2,12 @@
 to `generations.jsonl` for the feedback campaigns. `setup` reads the prompts, `fit` generates (the
 shape of every stage: training/stages.py).
 
-Sampling is batched with `model.generate`, yet every response has its own seed: generation runs in
-greedy mode behind a logits processor that applies temperature, top-k and top-p and then adds Gumbel
-noise drawn from the row's own generator. The argmax of logits plus Gumbel noise is a sample from
-their softmax (the Gumbel-max trick), so each row is a proper sample whose randomness depends only
-on its seed, not on which other rows share its batch.
+Sampling is batched with `model.generate`, yet every response has its own seed (training/sampling.py:
+`SeededSampler`); replies stop where training/sampling.py's `stop_token_ids` says.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -23,15 +19,8 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     GenerationConfig,
-    LogitsProcessor,
     LogitsProcessorList,
-    PreTrainedModel,
     PreTrainedTokenizerBase,
-)
-from transformers.generation.logits_process import (
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
 )
 from transformers.utils import logging as hf_logging
 
@@ -40,13 +29,11 @@ from training.events import Reporter
 from training.generate_config import GenerateConfig
 from training.prompts import Prompt, read_prompts, typed_prompts
 from training.runtime import pick_device
+from training.sampling import SeededSampler, response_seed, stop_token_ids
 from training.stage_shape import setup_then_fit
 
 OUTPUT_FILE = "generations.jsonl"
 SAMPLE_EVENTS_PER_MODEL = 3
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
-"""Tokens that close an assistant turn in common chat templates (ChatML, Llama 3, Gemma):
-generation stops at them as at eos when the template is in use."""
 
 
 @dataclass
@@ -166,7 +153,8 @@ def generate_with_model(
     room = (info.context_length or tokenizer.model_max_length) - cfg.max_new_tokens
     generation = GenerationConfig(
         max_new_tokens=cfg.max_new_tokens, do_sample=False, num_beams=1,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer, model, chat),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=stop_token_ids(tokenizer, model.generation_config.eos_token_id, chat),
     )
     reporter.log(
         f"generating with {spec['label']} ({Path(spec['path']).name}), "
@@ -217,56 +205,3 @@ def model_input(tokenizer: PreTrainedTokenizerBase, prompt: Prompt, chat: bool) 
     if not chat:
         return prompt.text
     return tokenizer.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
-
-
-def stop_token_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, chat: bool) -> list[int]:
-    """eos of the tokenizer and of the model's generation config, and with a chat template the
-    end-of-turn token it closes replies with."""
-    configured = model.generation_config.eos_token_id
-    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    if chat:
-        added = tokenizer.get_added_vocab()
-        ids |= {added[t] for t in END_OF_TURN_TOKENS if t in added}
-    return sorted(ids)
-
-
-def response_seed(seed: int, label: str, prompt_index: int, sample: int) -> int:
-    """A 63-bit seed of its own for each (model, prompt, sample)."""
-    digest = hashlib.sha256(f"{seed}/{label}/{prompt_index}/{sample}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-class SeededSampler(LogitsProcessor):
-    """Temperature, top-k and top-p, then Gumbel noise from each row's own generator; used with
-    greedy decoding, the argmax it leads to is a sample (see the module docstring). Temperature 0
-    adds no noise: plain greedy decoding."""
-
-    def __init__(self, temperature: float, top_k: int, top_p: float, seeds: list[int]) -> None:
-        self.warpers: list[LogitsProcessor] = []
-        if temperature > 0:
-            self.warpers.append(TemperatureLogitsWarper(temperature))
-            if top_k > 0:
-                self.warpers.append(TopKLogitsWarper(top_k))
-            if top_p < 1:
-                self.warpers.append(TopPLogitsWarper(top_p))
-        self.greedy = temperature == 0
-        self.seeds = seeds
-        self.generators: list[torch.Generator] | None = None
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.greedy:
-            return scores
-        scores = scores.float()
-        for warp in self.warpers:
-            scores = warp(input_ids, scores)
-        if self.generators is None:
-            self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in self.seeds]
-        noise = torch.stack([
-            torch.empty(scores.shape[1], device=scores.device).exponential_(generator=g)
-            for g in self.generators
-        ])
-        # -log(Exponential(1)) is Gumbel(0, 1). A draw of exactly 0 (about 1 in 2^24 per token)
-        # would give +inf, which turns a filtered -inf score into NaN: keep it tiny but positive.
-        return scores - noise.clamp_min(torch.finfo(noise.dtype).tiny).log()

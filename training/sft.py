@@ -38,14 +38,13 @@ from training.dataset_files import read_records
 from training.events import Reporter
 from training.model_info import ModelInfo
 from training.runtime import pick_device, resolve_precision
+from training.sampling import stop_token_ids
 from training.sft_config import SftConfig
 from training.stage_shape import setup_then_fit
 from training.trainer_events import ReporterCallback, checkpoint_folder, tokens_seen
 
 Messages = list[dict[str, str]]
 SAMPLES_FROM_EVAL = 2
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
-"""Tokens that end an assistant turn in common templates: generation stops at them too."""
 
 
 @dataclass
@@ -105,7 +104,7 @@ def setup(cfg: SftConfig, reporter: Reporter) -> SftRun:
     prompts = sample_conversations(cfg, held_out)
 
     model, info = load_model(cfg, precision)
-    stop_ids = stop_token_ids(tokenizer, model)
+    stop_ids = stop_token_ids(tokenizer, model.generation_config.eos_token_id)
     model.generation_config.eos_token_id = stop_ids  # checkpoints then end their turn by themselves
     n_params = sum(p.numel() for p in model.parameters())
     trainer_args = trainer_config(cfg, device, precision, loss_mode)
@@ -296,17 +295,6 @@ def generate_samples(
         answers.append((messages[-1]["content"], answer))
     model.train(was_training)
     return answers
-
-
-def stop_token_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> list[int]:
-    """eos, the model's own stop tokens, and the template's end-of-turn token."""
-    ids = [tokenizer.eos_token_id]
-    configured = model.generation_config.eos_token_id
-    ids += configured if isinstance(configured, list) else [configured]
-    vocab = tokenizer.get_added_vocab()
-    template = tokenizer.chat_template or ""
-    ids += [vocab[t] for t in END_OF_TURN_TOKENS if t in vocab and t in template]
-    return sorted({i for i in ids if i is not None})
 
 
 def export(run: SftRun) -> tuple[Path, dict[str, Any]]:
