@@ -1,6 +1,6 @@
 """Every stage, declared once: its name, its config, the module that runs it, what it outputs and
-whether it uses a GPU. The command line (`python -m training`), the workers' output registration
-and docs/architecture.md read this table; the lab is to read it too.
+whether it uses a GPU. The command line (`python -m training`) and the workers' output registration
+read this table, docs/architecture.md lists it (a test holds them together); the lab is to read it too.
 
 Torch-free on purpose: the web process imports it. A stage's module, which loads torch, is imported
 only when the stage runs, once its config is known to be good, so a bad config fails fast. Every

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.training.fixtures import SFT_MESSAGES, SMS_SPAM
-from tests.training.helpers import CORPUS, FakeReporter, run_cli
+from tests.training.helpers import CORPUS, REPO, FakeReporter, run_cli
 from training.__main__ import main
 from training.stages import OUTPUTS, STAGES, Gpu
 
@@ -97,3 +97,9 @@ def test_each_stage_module_has_the_one_shape(name):
     module = importlib.import_module(STAGES[name].module)
     assert list(inspect.signature(module.setup).parameters) == ["cfg", "reporter"]
     assert len(inspect.signature(module.fit).parameters) == 1  # the state setup returned
+
+
+def test_the_architecture_doc_lists_the_stages_as_declared():
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| `")]
+    assert rows == [f"| `{s.name}` | {s.output.kind} | {s.gpu.value} | {s.summary} |" for s in STAGES.values()]
