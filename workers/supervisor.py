@@ -309,8 +309,9 @@ class Supervisor:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         return (f"the training process was killed (SIGKILL) at step {step}, not by the lab: most "
                 f"likely by the out-of-memory killer. Its memory peaked at "
-                f"{_mib(self.peak_rss_kib * 1024)} (this machine has {_mib(total)}). {resume}, with a "
-                "smaller batch_size or context_length, or less else running; it is not retried by itself.")
+                f"{_mib(self.peak_rss_kib * 1024)} (this machine has {_mib(total)}). It is not "
+                f"retried by itself. {resume} once memory is free, or run the cell again with a "
+                "smaller batch_size or context_length.")
 
     def _log_tail(self) -> str:
         path = Path(self.run_row.config["output_dir"]) / "process.log"

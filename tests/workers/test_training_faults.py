@@ -51,6 +51,7 @@ def test_a_training_process_killed_alone_is_explained_not_retried(cast, sample_d
     size, unit = run.error.split("peaked at ")[1].split(" ")[:2]
     assert float(size) > 50 and unit in ("MiB", "GiB"), run.error  # torch alone takes more
     assert f"Resume continues from {Path(run.last_checkpoint).name}" in run.error
+    assert "not retried by itself" in run.error
     assert run.can_resume
     time.sleep(3)  # never retried by itself
     run.refresh_from_db()
