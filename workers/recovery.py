@@ -5,6 +5,7 @@ import json
 import logging
 import time
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
@@ -65,17 +66,24 @@ def unsent(run: Run) -> bool:
 
 
 def waiting_runs(queues: set[str]) -> set[int]:
-    """Ids of the runs with a message waiting in one of these queues (the Redis transport keeps each
-    queue as a list of JSON messages; Celery's task id names the run, lab.runs.actions.message_id)."""
+    """Ids of the runs with a live message: waiting in one of these queues, or delivered to a worker
+    less than LAB_SEND_AGAIN_SECONDS ago (it claims the run once its pool child is up: seconds on a
+    busy machine). A message a worker held for longer died with it: busy workers reserve none.
+
+    The Redis transport keeps each queue as a list of JSON messages and the delivered ones in the
+    `unacked` hash, scored by delivery time in `unacked_index`; Celery's task id names the run
+    (lab.runs.actions.message_id).
+    """
     from workers.app import app
 
     prefix = app.conf.broker_transport_options.get("global_keyprefix", "")
-    runs = set()
-    with app.connection_for_read() as conn:
-        client = conn.default_channel.client
-        for queue in queues:
-            for raw in client.lrange(prefix + queue, 0, -1):
-                pk = run_of_message(json.loads(raw).get("headers", {}).get("id", ""))
-                if pk is not None:
-                    runs.add(pk)
-    return runs
+    client = redis.Redis.from_url(app.conf.broker_url, socket_timeout=10)
+    try:
+        messages = [json.loads(raw) for queue in queues for raw in client.lrange(prefix + queue, 0, -1)]
+        recent = client.zrangebyscore(prefix + "unacked_index", time.time() - settings.LAB_SEND_AGAIN_SECONDS, "+inf")
+        if recent:
+            messages += [json.loads(raw)[0] for raw in client.hmget(prefix + "unacked", recent) if raw]
+    finally:
+        client.close()
+    runs = {run_of_message(message.get("headers", {}).get("id", "")) for message in messages}
+    return runs - {None}

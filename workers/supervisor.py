@@ -331,6 +331,7 @@ class Supervisor:
             elif self.final_status != status:
                 events.append(run.append_event("status", status=status, message=f"ended {timezone.now():%H:%M:%S}"))
         self.publish([e.as_message() for e in events], last=True)
+        self.publish.drain()
         return status
 
 

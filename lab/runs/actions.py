@@ -71,9 +71,7 @@ def send(run: Run, why: str = "") -> bool:
         app.send_task("workers.execute_run", args=[run.pk], queue=run.queue, task_id=message_id(run), ignore_result=True)
     except (OperationalError, RedisError, OSError) as exc:
         log.warning("run %s stays queued: the task queue is unreachable (%s)", run.pk, exc)
-        note = (f"the task queue is unreachable: the run will be sent to it within "
-                f"{settings.LAB_SEND_AGAIN_SECONDS:g} s of its return")
-        _note_while_queued(run, note, sent=False)
+        _note_while_queued(run, "the task queue is unreachable: the run stays queued and is sent when it is back", sent=False)
         return False
     return True
 

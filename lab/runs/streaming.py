@@ -21,6 +21,10 @@ MAX_HELD_EVENTS = 500
 # While the layer is down, try again at most this often (a publish that fails fast costs nothing,
 # one that waits for a connect timeout would stall the relay).
 RETRY_SECONDS = 1.0
+# A run that ended while the layer was down waits this long for it, so that a page left open gets
+# the end live (it has nothing else to wake it). The broker shares that Redis: the worker could take
+# no new task meanwhile anyway.
+DRAIN_SECONDS = 30.0
 
 
 def run_state(run: Run) -> dict:
@@ -72,3 +76,10 @@ class RunPublisher:
             self.held = []
         else:
             self.retry_at = time.monotonic() + RETRY_SECONDS
+
+    def drain(self, timeout: float = DRAIN_SECONDS) -> None:
+        """Keep trying what is held, for up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.held and time.monotonic() < deadline:
+            time.sleep(RETRY_SECONDS)
+            self([], last=True)
