@@ -445,7 +445,7 @@ def up(port: int, var_dir: Path = VAR_DIR, redis_port: int | None = None) -> int
             stack.restart_dead()
         raise Shutdown
     except Shutdown:
-        say("stopping (Ctrl-C again to skip the grace periods)")
+        say("stopping (Ctrl-C again to kill what is left at once)")
         stack.stop(hurry=SIGNALS.hurry)
         return 0
     except StackError as e:
