@@ -306,12 +306,14 @@ def redis_server_binary(python: str = sys.executable) -> str:
 
 
 def start_redis(
-    stack: Stack, port: int | None = None, timeout: float = 15.0, var_dir: Path = VAR_DIR
+    stack: Stack, port: int | None = None, timeout: float = 15.0, var_dir: Path = VAR_DIR,
+    persist: bool = True,
 ) -> str:
     """Start a private redis-server; return its URL once it answers.
 
-    It keeps its data in `var_dir`/redis as an append-only file (written every second, and in full
-    when it stops), so queued runs survive a crash or restart of Redis, or of the whole stack.
+    `persist`: it keeps its data in `var_dir`/redis as an append-only file (written every second,
+    and in full when it stops), so queued runs survive a crash or restart of Redis, or of the whole
+    stack. Otherwise it keeps nothing (a throwaway Redis: no old messages in a new test session).
     """
     port = port or free_port()
     workdir = var_dir / "redis"
@@ -321,7 +323,7 @@ def start_redis(
         "--port", str(port),
         "--bind", "127.0.0.1",
         "--save", "",
-        "--appendonly", "yes",
+        "--appendonly", "yes" if persist else "no",
         "--appendfsync", "everysec",
         "--dir", str(workdir),
         "--daemonize", "no",
@@ -465,7 +467,7 @@ def up(port: int, var_dir: Path = VAR_DIR, redis_port: int | None = None) -> int
 def redis_only(var_dir: Path = VAR_DIR, redis_port: int | None = None) -> int:
     stack = Stack(env=dict(os.environ))
     try:
-        url = start_redis(stack, redis_port, var_dir=var_dir)
+        url = start_redis(stack, redis_port, var_dir=var_dir, persist=False)
         print(f"export REDIS_URL={url}", flush=True)
         SIGNALS.interruptible = False
         while not SIGNALS.requested.wait(0.5):
