@@ -270,7 +270,7 @@ class Supervisor:
             return "lease lost: another worker or the reaper took the run"
         if self.final_status == Status.SUCCEEDED and returncode == 0:
             return self.finish(Status.SUCCEEDED)
-        if self.stop_reason == "shutdown":
+        if self.stop_reason == "shutdown" and not self.last_error:  # an error is the run's own
             return self.hand_back()
         if self.final_status == Status.CANCELLED or self.stop_reason == "cancel":
             return self.finish(Status.CANCELLED)
