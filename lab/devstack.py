@@ -171,8 +171,7 @@ class Stack:
                 # What it left: a pool process, and with it (PDEATHSIG) the training process.
                 _kill_group(child.proc)
                 lived = now - child.started_at
-                child.young_deaths = child.young_deaths + 1 if lived < STABLE_SECONDS else 1
-                delay = min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2 ** (child.young_deaths - 1))
+                delay = _backoff(child, young=lived < STABLE_SECONDS)
                 child.restart_at = now + delay
                 how = _exit_words(child.proc.returncode)
                 say(f"{child.name} (pid {child.proc.pid}) exited with {how} after {lived:.0f}s; "
@@ -180,9 +179,15 @@ class Stack:
             elif child.restart_at is not None and now >= child.restart_at:
                 if child.relay:
                     child.relay.join(timeout=2)
+                try:
+                    self._spawn(child)
+                except OSError as e:
+                    delay = _backoff(child, young=True)
+                    child.restart_at = now + delay
+                    say(f"{child.name} could not be started ({e}); trying again in {delay:g}s")
+                    continue
                 child.restart_at = None
                 child.restarts += 1
-                self._spawn(child)
                 say(f"{child.name} started again (pid {child.proc.pid}, restart {child.restarts})")
 
     def stop(self, grace: float = STOP_GRACE_SECONDS, hurry: threading.Event | None = None) -> None:
@@ -214,6 +219,12 @@ class Stack:
                 if child.relay:
                     child.relay.join(timeout=2)
         self.children.clear()
+
+
+def _backoff(child: Child, young: bool) -> float:
+    """1 s, then twice as long each time the child dies young again, up to RESTART_MAX_DELAY."""
+    child.young_deaths = child.young_deaths + 1 if young else 1
+    return min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2 ** (child.young_deaths - 1))
 
 
 def _exit_words(returncode: int) -> str:
