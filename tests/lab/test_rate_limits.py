@@ -183,5 +183,5 @@ def test_a_username_utf8_cannot_encode_is_a_400_before_and_a_429_after_the_limit
     fail_until_throttled(settings, lambda n: log_in(client, f"nobody-{n}", "guess"))
     after = client.post("/api/token/", body, content_type="application/json")
 
-    assert before.status_code == 400 and "Surrogate" in before.json()["username"][0]
+    assert before.status_code == 400 and "surrogate" in str(before.json()).lower()
     assert after.status_code == 429
