@@ -28,6 +28,7 @@ from training.clean_rules import (
     scrub_phones,
 )
 from training.config import CORPUS_FORMATS, ConfigError, _Config, require_file
+from training.config_checks import check_limits
 from training.corpus import CorpusError, iter_batches, iter_documents
 from training.events import Reporter
 from training.stage_shape import setup_then_fit
@@ -88,6 +89,7 @@ class CleanConfig(_Config):
 
     def __post_init__(self) -> None:
         self._check_types()
+        check_limits(self)
         for name in ("input_path", "output_dir"):
             if not getattr(self, name):
                 raise ConfigError(name, "must not be empty")
@@ -243,8 +245,7 @@ class _Tally:
 
     def read(self, raw: str) -> None:
         self.documents_in += 1
-        # A JSON line can hold a lone surrogate ("\ud800"), which UTF-8 cannot: normalise drops it.
-        self.bytes_in += len(raw.encode("utf-8", "surrogatepass"))
+        self.bytes_in += len(raw.encode("utf-8"))
 
     def remove(self, rule: str, text: str) -> None:
         self.removed[rule] += 1

@@ -55,6 +55,9 @@ LIMITS: dict[str, tuple[int | float, str]] = {
     "temperature": (10.0, "sampling above 10 is nearly uniform over the vocabulary: noise"),
     "top_k": (1_000_000, "no vocabulary is larger"),
     "min_frequency": (1_000_000_000, "no pair occurs more often in a corpus the lab takes, so nothing would be merged"),
+    "near_dup_ngram": (1000, "documents share no run of more words than that unless they are copies, which exact dedup removes"),
+    "min_chars": (10_000_000, "no document the lab takes is longer, so every one would be removed"),
+    "max_chars": (1_000_000_000, "no corpus line or document the lab reads is longer"),
 }
 """The largest sane value of each numeric config field, with the reason an error gives: every stage
 config checks the fields it has, so an absurd value is refused before a run exists."""

@@ -89,9 +89,10 @@ def test_it_normalises_to_nfc_and_strips_control_characters(tmp_path: Path):
     assert kept == [composed, "Bells ring over the quiet town at dawn."]
 
 
-def test_it_drops_lone_surrogates_that_utf8_cannot_hold(tmp_path: Path):
-    _, kept = clean(tmp_path, ["A lone \ud800surrogate came in through an escaped JSON string."])
-    assert kept == ["A lone surrogate came in through an escaped JSON string."]
+def test_it_refuses_a_lone_surrogate_that_utf8_cannot_hold_naming_its_line(tmp_path: Path):
+    with pytest.raises(ConfigError) as e:
+        clean(tmp_path, ["A fine first line of text.", "A lone \ud800surrogate came in through an escaped JSON string."])
+    assert e.value.field == "input_path" and "in.jsonl, line 2: not valid JSON (a string holds a lone surrogate" in e.value.message
 
 
 def test_it_keeps_the_text_as_it_is_when_normalising_is_off(tmp_path: Path):

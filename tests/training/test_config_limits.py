@@ -8,6 +8,7 @@ import typing
 import pytest
 
 from training.classify_config import ClassifyConfig
+from training.clean import CleanConfig
 from training.config import ConfigError, PretrainConfig, TokenizerConfig
 from training.config_checks import LIMITS
 from training.generate_config import GenerateConfig
@@ -20,6 +21,7 @@ REQUIRED = {
     SftConfig: {"base_model": "m", "dataset_path": "d.jsonl", "output_dir": "o"},
     ClassifyConfig: {"base_model": "m", "dataset_path": "d.jsonl", "output_dir": "o"},
     GenerateConfig: {"models": [{"path": "m", "label": "m"}], "output_dir": "o", "prompts": ["hi"]},
+    CleanConfig: {"input_path": "c.txt", "output_dir": "o"},
 }
 
 
@@ -46,6 +48,8 @@ def _error(cls: type, **changes) -> ConfigError:
     (GenerateConfig, "temperature", 1e9, "must be at most 10"),
     (GenerateConfig, "max_new_tokens", 10**12, "no model this lab trains serves more positions"),
     (TokenizerConfig, "min_frequency", 10**20, "nothing would be merged"),
+    (CleanConfig, "near_dup_ngram", 10**9, "must be at most 1,000"),
+    (CleanConfig, "seed", 2**70, "32-bit seed"),
 ])
 def test_it_refuses_an_absurd_number_with_the_limit_and_why(cls, field, value, words):
     error = _error(cls, **{field: value})
@@ -56,7 +60,7 @@ def test_it_refuses_an_absurd_number_with_the_limit_and_why(cls, field, value, w
 def test_it_bounds_every_numeric_field_of_every_stage(cls):
     """Each int or float field has an upper limit (in LIMITS) or a range its own check closes."""
     closed_by_own_check = {"val_fraction", "min_lr_ratio", "beta1", "beta2", "lora_dropout", "top_p", "vocab_size",
-                           "warmup_steps"}
+                           "warmup_steps", "min_alpha_ratio", "max_repeated_line_ratio", "near_dup_threshold"}
     hints = typing.get_type_hints(cls)
     numeric = {f.name for f in dataclasses.fields(cls) if hints[f.name] in (int, float)}
     assert numeric - set(LIMITS) - closed_by_own_check == set()
