@@ -54,7 +54,8 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
             except (RedisError, OSError) as exc:
                 if not self.unjoined.get(channel):
                     log.warning("channel layer: Redis unreachable (%s); %s waits for it", exc, channel)
-                self.unjoined[channel] |= self.joined.get(channel, set())
+                if self.joined.get(channel):
+                    self.unjoined[channel] |= self.joined[channel]
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _join_again(self, channel):

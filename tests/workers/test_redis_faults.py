@@ -159,6 +159,9 @@ def test_a_redis_outage_mid_run_loses_nothing(cast, sample_data, own_redis, proc
     own_redis.stop()
     stopped_at_step = Run.objects.get(pk=run.pk).step
     during = api.start(_tokenizer_cell(cells))  # a run started while the queue is down
+    late = PageSocket(base, run.pk, cast.alice)  # a page opened during the outage: replayed from the database
+    late.start()
+    wait_for(lambda: late.last_seq > 0, timeout=OUTAGE_SECONDS, interval=0.1, what="the replay of a page opened meanwhile")
     time.sleep(OUTAGE_SECONDS)
     step_before_return = Run.objects.get(pk=run.pk).step
     own_redis.start()
@@ -171,8 +174,11 @@ def test_a_redis_outage_mid_run_loses_nothing(cast, sample_data, own_redis, proc
     except AssertionError:
         raise AssertionError(f"the page: {[(round(t - back, 1), why) for t, why in page.closes]}") from None
     caught_up = next(t for t, seq in page.received if seq >= seq_at_return) - back
+    wait_for(lambda: late.last_seq >= seq_at_return, timeout=CAUGHT_UP_WITHIN, interval=0.1, what="the page opened meanwhile")
     wait_for(lambda: run_status(run) not in (Status.QUEUED, Status.RUNNING), timeout=120, what="the run to end")
     page.done.set()
+    late.done.set()
+    assert late.closes == [], f"the page opened during the outage was closed: {late.closes}"
     assert step_before_return > stopped_at_step, "the run did not train while Redis was down"
     assert run.status == Status.SUCCEEDED, run.error
     assert (run.attempt, run.restarts) == (1, 0)
