@@ -89,9 +89,12 @@ class FailedLoginThrottle(BaseThrottle):
     """DRF's throttle for the token view: 429 with Retry-After while the client or username is throttled."""
 
     def allow_request(self, request, view):
-        data = request.data
-        username = data.get("username") if hasattr(data, "get") else None
-        self.seconds = retry_after(request, username)
+        # The address first: a throttled client gets its 429 whatever its body, even one that does not parse.
+        self.seconds = retry_after(request, None)
+        if not self.seconds:
+            data = request.data
+            username = data.get("username") if hasattr(data, "get") else None
+            self.seconds = retry_after(request, username) if username else 0
         return not self.seconds
 
     def wait(self):
