@@ -32,6 +32,7 @@ from training.data import (
     val_batch_indices,
 )
 from training.events import Reporter
+from training.base_model import load_base_model
 from training.runtime import autocast_for, pick_device, resolve_precision, seed_everything
 from training.stage_shape import setup_then_fit
 from training.tokenizer import load_tokenizer
@@ -378,10 +379,9 @@ def build_model(
     field_name = "resume_from" if resume_dir else "init_from"
     if not (source / "config.json").is_file():
         raise ConfigError(field_name, f"{source} is not a model folder (no config.json)")
-    # Master weights stay fp32 whatever the folder holds; precision=bf16 is autocast on top.
-    model = AutoModelForCausalLM.from_pretrained(
-        source, use_safetensors=True, local_files_only=True, dtype=torch.float32
-    )
+    # Master weights stay fp32 whatever the folder holds; precision=bf16 is autocast on top. The
+    # folder is checked as every stage's base model is: what it names stays inside it.
+    model, _ = load_base_model(source, AutoModelForCausalLM, field_name, dtype=torch.float32)
     if model.config.vocab_size < vocab_size:
         raise ConfigError(
             "tokenizer_path",

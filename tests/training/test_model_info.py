@@ -167,3 +167,21 @@ def test_a_header_length_is_judged_never_echoed(model_folder: Path):
 def test_an_index_whose_weight_map_is_not_an_object_is_refused(model_folder: Path):
     _index(model_folder, ["model.safetensors"])
     assert "weight_map must be an object" in _refusal(model_folder)
+
+
+def test_pretraining_on_a_folder_whose_index_names_another_file_is_refused(model_folder: Path, tokenizer_path: Path,
+                                                                            corpus: Path, tmp_path: Path):
+    """The reported theft: continued pretraining loaded what the index named, then saved it as the team's own."""
+    from tests.training.helpers import FakeReporter
+    from training.config import PretrainConfig
+    from training.pretrain import pretrain
+
+    (model_folder / "model.safetensors").rename(tmp_path / "elsewhere.safetensors")
+    _index(model_folder, {"lm_head.weight": str(tmp_path / "elsewhere.safetensors")})
+    cfg = PretrainConfig(corpus_path=str(corpus), tokenizer_path=str(tokenizer_path), output_dir=str(tmp_path / "run"),
+                         init_from=str(model_folder), context_length=32, batch_size=2, max_steps=1, warmup_steps=0,
+                         eval_every=0, sample_every=0, checkpoint_every_steps=0)
+    with pytest.raises(ConfigError) as e:
+        pretrain(cfg, FakeReporter())
+    assert e.value.field == "init_from" and "not inside the model's folder" in e.value.message
+    assert not list((tmp_path / "run").rglob("*.safetensors"))
