@@ -21,7 +21,7 @@ help:
 	@echo "make sample-data  copy and verify the sample data into var/sample-data/"
 	@echo "make venv         create .venv and install requirements/dev.txt"
 	@echo "make lint         ruff"
-	@echo "make clean        remove caches and what the lab rebuilds (keeps .venv, the database, var/data)"
+	@echo "make clean        remove caches and what the lab rebuilds (keeps .venv, the database, var/data, var/redis)"
 
 venv: $(STAMP)
 
@@ -65,8 +65,9 @@ lint:
 	@$(PY) -m ruff --version >/dev/null 2>&1 || $(PY) -m pip install -q -r requirements/lint.txt
 	$(PY) -m ruff check .
 
-# Keeps the lab's own state (var/lab.sqlite3, var/data/): `rm -rf var` resets everything.
+# Keeps the lab's own state (var/lab.sqlite3, var/data/, and var/redis/, which holds the queue of
+# make up's Redis): `rm -rf var` resets everything.
 clean:
-	rm -rf var/staticfiles var/sample-data var/redis var/test-lab.sqlite3* var/celerybeat-schedule*
-	rm -rf .pytest_cache .ruff_cache
+	rm -rf var/staticfiles var/sample-data var/test-lab.sqlite3* var/celerybeat-schedule*
+	rm -rf .pytest_cache .ruff_cache .hypothesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
