@@ -120,9 +120,14 @@ class Processes:
         proc.wait(timeout=30)
 
     def stop_all(self) -> None:
+        # Signal all first, then wait: a worker whose Redis is gone can take longer than any wait to
+        # stop, and one stuck process must not leave the others running.
         for proc in self.procs:
             if proc.poll() is None:
-                self.kill(proc, signal.SIGTERM)
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
         for proc in self.procs:
             try:
                 proc.wait(timeout=15)

@@ -9,6 +9,8 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from lab.access import get_artifact_for_user
 from lab.queues import INFERENCE_QUEUE
@@ -53,7 +55,10 @@ async def classify(request, pk):
         return JsonResponse({"error": texts, "field": "texts"}, status=400)
     from workers.app import app
 
-    result = app.send_task("workers.classify_texts", args=[str(artifact.absolute_path), texts], queue=INFERENCE_QUEUE)
+    try:
+        result = app.send_task("workers.classify_texts", args=[str(artifact.absolute_path), texts], queue=INFERENCE_QUEUE)
+    except (OperationalError, RedisError, OSError):
+        return JsonResponse({"error": "the task queue is unreachable: try again in a minute"}, status=503)
     try:
         answers = await asyncio.to_thread(result.get, timeout=ANSWER_TIMEOUT_S)
     except CeleryTimeout:
