@@ -444,7 +444,8 @@ def up(port: int, var_dir: Path = VAR_DIR, redis_port: int | None = None) -> int
         worker = "-A workers worker -Q cpu,gpu -c 1 --pool prefork -n local@%h --loglevel INFO"
         stack.start("worker", [py, "-m", "celery", *worker.split()])
         schedule = var_dir / "celerybeat-schedule"
-        control = f"-A workers worker -B -Q control -c 1 -n control@%h --loglevel INFO --schedule {schedule}"
+        # Light tasks, run in the worker itself: a fresh pool child per sweep took seconds.
+        control = f"-A workers worker -B -Q control --pool solo -n control@%h --loglevel INFO --schedule {schedule}"
         stack.start("control", [py, "-m", "celery", *control.split()])
         inference = f"-A workers worker -Q {INFERENCE_QUEUE} --pool solo -n inference@%h --loglevel INFO"
         stack.start("inference", [py, "-m", "celery", *inference.split()])

@@ -50,7 +50,7 @@ def test_a_killed_workers_sft_run_is_marked_lost_and_resumes_from_its_checkpoint
         "checkpoint_every_steps": CHECKPOINT_EVERY,
     })
     doomed = processes.worker("doomed")
-    processes.worker("control", queues="control", beat=True)
+    processes.worker("control", queues="control", beat=True, pool="solo")
 
     run = start_cell_run(sft, cast.alice)
     # A first checkpoint, and a few steps past it: the work done after it is lost with the worker.
