@@ -1,7 +1,7 @@
 """What a pretrain cell will cost, shown before launch: parameters, tokens, FLOPs, Chinchilla budget."""
 
 from lab import params
-from lab.notebooks.forms import PLACEHOLDER_PATHS
+from lab.notebooks.cell_kinds import CELL_KINDS
 from lab.notebooks.kinds import cell_output, upstream_cell
 from lab.notebooks.models import Cell
 from training import presets
@@ -31,7 +31,8 @@ def for_cell(cell: Cell, overrides: dict | None = None) -> dict:
             values[key] = value if key == "preset" else params.integer(overrides, key, min_value=None, required=True)
     # The stage's own checks (bounds, the preset's positions); warmup is no part of the estimate.
     init_from = "/validate/base" if cell.config.get("model_cell") else None
-    PretrainConfig.from_dict({**values, **PLACEHOLDER_PATHS, "warmup_steps": 0, "init_from": init_from})
+    placeholders = CELL_KINDS[Cell.Kind.PRETRAIN].placeholder_paths
+    PretrainConfig.from_dict({**values, **placeholders, "warmup_steps": 0, "init_from": init_from})
     vocab = tokenizer_vocab_size(cell)
     known_vocab = vocab is not None
     vocab = vocab or 4096

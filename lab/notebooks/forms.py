@@ -10,50 +10,33 @@ import types
 import typing
 
 from django import forms
+from django.utils.module_loading import import_string
 
 from lab.datasets.models import Dataset
-from lab.notebooks.kinds import CELL_INPUTS, InputSpec, input_keys, resolve_inputs, training_config
+from lab.notebooks.cell_kinds import CELL_KINDS, SET_BY_LAB, InputSpec
+from lab.notebooks.kinds import input_keys, resolve_inputs, training_config
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact
-from training import classify_config, presets, sft_config
-from training.classify_config import ClassifyConfig
-from training.clean import CleanConfig
-from training.config import ConfigError, PretrainConfig, TokenizerConfig
+from training import presets
+from training.config import ConfigError
 from training.config_checks import check_limits, refuse_unknown_keys
-from training.generate_config import GenerateConfig
-from training.sft_config import SftConfig
 
-# Set by the lab from the cell's inputs, not typed by the user.
-RESOLVED_FIELDS = {"corpus_path", "corpus_format", "input_path", "input_format", "tokenizer_path", "output_dir",
-                   "resume_from", "init_from", "base_model", "dataset_path", "dataset_format", "models",
-                   "prompts_path", "prompts_format"}
 CHOICES = {
     "algorithm": [("bpe", "byte-level BPE"), ("unigram", "Unigram (SentencePiece-style)"), ("wordpiece", "WordPiece")],
     "preset": [(name, name) for name in presets.PRESETS],
     "device": [("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")],
 }
-# Fields whose allowed values differ between stages: the values are the stage config's own.
+# Words for the values of fields whose allowed values differ between stages (a kind's `options`).
 OPTION_LABELS = {
     "precision": {"auto": "auto (bf16 where the GPU has it)", "fp32": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 mixed"},
     "method": {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA (4-bit base, GPU)"},
     "loss_on": {"assistant": "assistant tokens only", "all": "every token"},
     "schedule": {"cosine": "cosine", "linear": "linear", "constant": "constant"},
 }
-STAGE_OPTIONS = {
-    PretrainConfig: {"precision": ("fp32", "bf16")},
-    SftConfig: {"method": sft_config.METHODS, "loss_on": sft_config.LOSS_ON, "schedule": sft_config.SCHEDULES,
-                "precision": sft_config.PRECISIONS},
-    ClassifyConfig: {"method": classify_config.METHODS, "precision": ("fp32", "bf16")},
-}
 # Text whose whitespace is part of its meaning (a Jinja chat template renders it).
 MULTILINE = {"chat_template"}
 # Lists of sentences, which hold commas themselves: one item per line.
 LINE_LISTS = {"prompts", "sample_prompts"}
-
-
-
-PLACEHOLDER_PATHS = {"corpus_path": "/validate/corpus", "tokenizer_path": "/validate/tokenizer.json", "output_dir": "/validate/run"}
-CLEAN_PLACEHOLDER_PATHS = {"input_path": "/validate/corpus", "output_dir": "/validate/run"}
 
 
 @functools.cache
@@ -68,10 +51,10 @@ def field_docs(cls) -> dict[str, str]:
     return docs
 
 
-def _form_field(config_class, f: dataclasses.Field, hint, help_text: str) -> forms.Field:
+def _form_field(stage_options: dict, f: dataclasses.Field, hint, help_text: str) -> forms.Field:
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     label = f.name.replace("_", " ")
-    if options := STAGE_OPTIONS.get(config_class, {}).get(f.name):
+    if options := stage_options.get(f.name):
         choices = [(value, OPTION_LABELS[f.name].get(value, value)) for value in options]
         return forms.ChoiceField(choices=choices, initial=default, label=label, help_text=help_text)
     if f.name in CHOICES:
@@ -94,24 +77,24 @@ def _form_field(config_class, f: dataclasses.Field, hint, help_text: str) -> for
 
 
 class CellConfigForm(forms.Form):
-    """Base: input pickers for upstream cells plus the stage's config fields."""
-
-    config_class = None
+    """The form of a cell kind that runs a stage: its input pickers, then the stage's config fields."""
 
     def __init__(self, *args, cell: Cell, **kwargs):
+        kind = CELL_KINDS[cell.kind]
+        self.config_class = kind.config_class
         # Text lists (sample prompts) edit as comma-separated text; id lists (several models) stay lists.
         typed_lists = {k: ("\n" if k in LINE_LISTS else ", ").join(v) for k, v in cell.config.items()
                        if isinstance(v, list) and k not in input_keys(cell.kind)}
         initial = {**cell.config, **typed_lists}
         super().__init__(*args, initial=initial, **kwargs)
         self.cell = cell
-        for spec in CELL_INPUTS[cell.kind]:
+        for spec in kind.inputs:
             self.fields[spec.key] = input_field(cell, spec)
         hints = typing.get_type_hints(self.config_class)
         docs = field_docs(self.config_class)
         for f in dataclasses.fields(self.config_class):
-            if f.name not in RESOLVED_FIELDS:
-                self.fields[f.name] = _form_field(self.config_class, f, hints[f.name], docs.get(f.name, ""))
+            if f.name not in SET_BY_LAB:
+                self.fields[f.name] = _form_field(kind.options, f, hints[f.name], docs.get(f.name, ""))
         # Lists of strings, edited as text: one item a line (LINE_LISTS) or comma-separated.
         self.text_lists = {name for name in self.fields if typing.get_origin(hints.get(name)) is list}
 
@@ -137,9 +120,9 @@ class CellConfigForm(forms.Form):
             inputs = None  # an input without output yet: "Save and run" says so; saving is fine
         if inputs is not None:
             training_config(probe, inputs, output_dir="/validate/run")
-        elif self.config_class in PLACEHOLDER_PATHS_FOR:
+        elif placeholders := CELL_KINDS[self.cell.kind].placeholder_paths:
             config = {k: v for k, v in data.items() if k not in input_keys(self.cell.kind)}
-            self.config_class.from_dict({**config, **PLACEHOLDER_PATHS_FOR[self.config_class]})
+            self.config_class.from_dict({**config, **placeholders})
         else:
             check_limits(types.SimpleNamespace(**data))  # the stage's other checks read its inputs' files
 
@@ -163,37 +146,6 @@ def input_field(cell: Cell, spec: InputSpec) -> forms.Field:
                                   required=not spec.optional, empty_value=None)
 
 
-class CleanForm(CellConfigForm):
-    config_class = CleanConfig
-
-
-class TokenizerForm(CellConfigForm):
-    config_class = TokenizerConfig
-
-
-class PretrainForm(CellConfigForm):
-    config_class = PretrainConfig
-
-
-class SftForm(CellConfigForm):
-    config_class = SftConfig
-
-
-class ClassifyForm(CellConfigForm):
-    config_class = ClassifyConfig
-
-
-class GenerateForm(CellConfigForm):
-    config_class = GenerateConfig
-
-
-PLACEHOLDER_PATHS_FOR = {
-    CleanConfig: CLEAN_PLACEHOLDER_PATHS,
-    TokenizerConfig: {k: v for k, v in PLACEHOLDER_PATHS.items() if k != "tokenizer_path"},
-    PretrainConfig: PLACEHOLDER_PATHS,
-}
-
-
 class NoteForm(forms.Form):
     markdown = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False, strip=False)
 
@@ -212,7 +164,7 @@ class AnnotateForm(forms.Form):
 
     def __init__(self, *args, cell: Cell, **kwargs):
         super().__init__(*args, initial=cell.config, **kwargs)
-        self.fields["generate_cell"] = input_field(cell, CELL_INPUTS[Cell.Kind.ANNOTATE][0])
+        self.fields["generate_cell"] = input_field(cell, CELL_KINDS[Cell.Kind.ANNOTATE].inputs[0])
         members = cell.notebook.team.memberships.select_related("user").order_by("user__username")
         self.fields["annotators"].choices = [(m.user_id, f"{m.user.username} ({m.role})") for m in members]
         self.order_fields(["generate_cell"])
@@ -237,18 +189,8 @@ class CorpusCellForm(forms.Form):
         self.fields["corpus"].choices = [(c.pk, f"{c.name} ({c.n_records} documents)") for c in corpora]
 
 
-FORMS = {
-    Cell.Kind.NOTE: NoteForm,
-    Cell.Kind.CORPUS: CorpusCellForm,
-    Cell.Kind.CLEAN: CleanForm,
-    Cell.Kind.TOKENIZER: TokenizerForm,
-    Cell.Kind.PRETRAIN: PretrainForm,
-    Cell.Kind.MODEL: ModelCellForm,
-    Cell.Kind.SFT: SftForm,
-    Cell.Kind.CLASSIFY: ClassifyForm,
-    Cell.Kind.GENERATE: GenerateForm,
-    Cell.Kind.ANNOTATE: AnnotateForm,
-}
+# Each kind's form class: the one its declaration names, or the form generated from its stage's config.
+FORMS = {kind: import_string(k.form) if k.form else CellConfigForm for kind, k in CELL_KINDS.items()}
 
 
 def bind_config(cell: Cell, config) -> forms.Form:

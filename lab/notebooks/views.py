@@ -20,8 +20,9 @@ from lab.access import (
 from lab.feedback.items import ItemErrors
 from lab.notebooks import estimates
 from lab.notebooks.annotate import campaigns_of, generation_record, start_campaign
+from lab.notebooks.cell_kinds import CELL_KINDS
 from lab.notebooks.forms import FORMS
-from lab.notebooks.kinds import RUNNABLE, cell_output, stale_inputs
+from lab.notebooks.kinds import cell_output, stale_inputs
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.actions import start_cell_run
 from training.config import ConfigError
@@ -48,28 +49,35 @@ def notebook_list(request):
 
 
 def _cell_context(cell: Cell, bound_form=None) -> dict:
-    form_class = FORMS[cell.kind]
+    kind = CELL_KINDS[cell.kind]
     output = cell_output(cell)
     return {
         "cell": cell,
-        "form": bound_form or form_class(cell=cell),
-        "runnable": cell.kind in RUNNABLE,
+        "kind": kind,
+        "form": bound_form or FORMS[cell.kind](cell=cell),
+        "runnable": kind.runnable,
         "output": output,
         "classifier_data_id": f"classifier-{cell.pk}",
-        "generations": generations_preview(output.path) if output and cell.kind == Cell.Kind.GENERATE else None,
         "stale": stale_inputs(cell),
         "history": cell.runs.order_by("-created_at")[:10],
-        "estimate": _estimate(cell) if cell.kind == Cell.Kind.PRETRAIN else None,
-        "clean_report": clean_report(cell) if cell.kind == Cell.Kind.CLEAN else None,
-        "campaigns": campaigns_of(cell) if cell.kind == Cell.Kind.ANNOTATE else None,
+        # What the kind's partial shows beside its output (the declaration's `context`).
+        "extra": kind.extra_context(cell, output) if kind.extra_context else None,
     }
 
 
-def _estimate(cell: Cell) -> dict | None:
+def pretrain_estimate(cell: Cell, output=None) -> dict | None:
     try:
         return estimates.for_cell(cell)
     except ConfigError:
         return None  # a stored value the stage refuses: the form and Run say which
+
+
+def generations_of(cell: Cell, output) -> dict | None:
+    return generations_preview(output.path) if output else None
+
+
+def campaigns(cell: Cell, output=None):
+    return campaigns_of(cell)
 
 
 def generations_preview(path: str, shown: int = 6) -> dict:
@@ -88,7 +96,7 @@ def generations_preview(path: str, shown: int = 6) -> dict:
     return {"count": count, "first": first}
 
 
-def clean_report(cell: Cell) -> dict | None:
+def clean_report(cell: Cell, output=None) -> dict | None:
     """What the clean cell's current run removed, rule by rule, with examples (its artifact event)."""
     run = cell.current_run
     event = run and run.events.filter(type="artifact").order_by("-seq").first()

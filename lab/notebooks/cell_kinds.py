@@ -1,0 +1,219 @@
+"""Every kind of cell, declared once: its inputs, the training stage it runs (training/stages.py), its
+form and its basic fields, its output and its template partial. The rest of the lab reads `CELL_KINDS`.
+
+This module sits below the ones that act on cells (kinds.py resolves inputs, forms.py builds forms,
+views.py renders), so a hand-written form and a kind's extra page context are named by dotted path
+and imported when first used.
+
+Adding a kind: a `Cell.Kind` choice (the database field's choices), a `CellKind` here, a partial
+`templates/notebooks/cells/<kind>.html`, and tests.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from django.utils.module_loading import import_string
+
+from lab.datasets.models import Dataset
+from lab.notebooks.models import Cell
+from lab.runs.models import Artifact
+from training import classify_config, sft_config
+from training.config import ConfigError, PretrainConfig, _Config
+from training.stages import STAGES, Gpu, Stage
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input of a cell: an upstream cell of the notebook, or a dataset of the team, by id."""
+
+    key: str
+    label: str
+    cells: tuple[str, ...] = ()
+    dataset_kinds: tuple[str, ...] = ()
+    many: bool = False  # a list of ids (several models compared)
+    optional: bool = False
+
+    @property
+    def is_dataset(self) -> bool:
+        return bool(self.dataset_kinds)
+
+
+# Config fields the lab fills from a cell's inputs (and a resume), never typed in its form.
+SET_BY_LAB = frozenset({"corpus_path", "corpus_format", "input_path", "input_format", "tokenizer_path", "output_dir",
+                        "resume_from", "init_from", "base_model", "dataset_path", "dataset_format", "models",
+                        "prompts_path", "prompts_format"})
+
+
+@dataclass(frozen=True)
+class CellKind:
+    kind: str
+    """A `Cell.Kind` value."""
+    inputs: tuple[InputSpec, ...] = ()
+    stage: str | None = None
+    """The training stage a run of this cell runs (a key of training.stages.STAGES); None: it does not run."""
+    paths: Callable[[dict, str], dict] | None = None
+    """(resolved inputs, output dir) → the config fields the lab sets from them."""
+    check: Callable[[_Config, dict], None] | None = None
+    """A check of the built config against its inputs before queueing (ConfigError naming the field)."""
+    placeholder_paths: dict | None = None
+    """Stand-in paths to validate the form while an input has no output yet; None: the stage's config
+    reads its inputs' files, so only the limits are checked until then."""
+    form: str | None = None
+    """Dotted path of a hand-written form; None: generated from the stage's config class (forms.py)."""
+    options: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Config fields whose allowed values are this stage's own (shown as a choice of them)."""
+    basic: tuple[str, ...] = ()
+    """Config fields shown first, after the inputs; the others sit under "Advanced"."""
+    context: str | None = None
+    """Dotted path of `f(cell, output) -> dict`, extra context for the kind's template partial."""
+
+    @property
+    def label(self) -> str:
+        return Cell.Kind(self.kind).label
+
+    @property
+    def runnable(self) -> bool:
+        return self.stage is not None
+
+    @cached_property
+    def training_stage(self) -> Stage | None:
+        return STAGES[self.stage] if self.stage else None
+
+    @property
+    def config_class(self) -> type[_Config] | None:
+        return self.training_stage.config if self.stage else None
+
+    @property
+    def queue(self) -> str | None:
+        if not self.stage:
+            return None
+        return "cpu" if self.training_stage.gpu == Gpu.NONE else "gpu"
+
+    @property
+    def output_artifact(self) -> str | None:
+        """The Artifact kind a run's output is registered as; None when it makes a dataset version (or nothing)."""
+        if not self.stage or self.training_stage.output.dataset:
+            return None
+        return Artifact.Kind(self.training_stage.output.kind)
+
+    @property
+    def input_keys(self) -> set[str]:
+        return {spec.key for spec in self.inputs}
+
+    @property
+    def partial(self) -> str:
+        return f"notebooks/cells/{self.kind}.html"
+
+    @cached_property
+    def extra_context(self) -> Callable | None:
+        return import_string(self.context) if self.context else None
+
+
+def _clean_paths(inputs: dict, output_dir: str) -> dict:
+    corpus = inputs["corpus_cell"]
+    return {"input_path": corpus.path, "input_format": corpus.metadata["format"], "output_dir": output_dir}
+
+
+def _corpus_paths(inputs: dict, output_dir: str) -> dict:
+    corpus = inputs["corpus_cell"]
+    return {"corpus_path": corpus.path, "corpus_format": corpus.metadata["format"], "output_dir": output_dir}
+
+
+def _pretrain_paths(inputs: dict, output_dir: str) -> dict:
+    paths = _corpus_paths(inputs, output_dir)
+    if base := inputs.get("model_cell"):
+        # Continued pretraining: the base's weights and its own tokenizer (a new one would not match them).
+        return paths | {"init_from": base.path, "tokenizer_path": str(Path(base.path) / "tokenizer.json")}
+    if "tokenizer_cell" in inputs:
+        return paths | {"tokenizer_path": inputs["tokenizer_cell"].path}
+    raise ConfigError("tokenizer_cell", "choose a tokenizer input, or a base model to continue pretraining")
+
+
+def _fine_tune_paths(inputs: dict, output_dir: str) -> dict:
+    dataset = inputs["dataset"]
+    return {"base_model": inputs["model_cell"].path, "dataset_path": dataset.path,
+            "dataset_format": dataset.metadata["format"], "output_dir": output_dir}
+
+
+def _generate_paths(inputs: dict, output_dir: str) -> dict:
+    models = [{"path": m.path, "label": m.name, "artifact": m.id} for m in inputs["model_cells"]]
+    paths = {"models": models, "output_dir": output_dir}
+    if dataset := inputs.get("dataset"):
+        paths |= {"prompts_path": dataset.path, "prompts_format": dataset.metadata["format"]}
+    return paths
+
+
+def check_data_fits(config: PretrainConfig, inputs: dict) -> None:
+    """Refuse a batch larger than the corpus before queueing, when the tokenizer counted this corpus.
+
+    The count comes from the tokenizer run (tokens of the same corpus under the same tokenizer), so
+    the estimate is close; the training process checks exactly and fails with the same field.
+    Continued pretraining uses the base model's tokenizer, which counted nothing here.
+    """
+    if "tokenizer_cell" not in inputs or "model_cell" in inputs:
+        return
+    tokenizer, corpus = inputs["tokenizer_cell"], inputs["corpus_cell"]
+    tokens = tokenizer.metadata.get("tokens")
+    counted_here = Artifact.objects.filter(pk=tokenizer.id, parent_datasets=corpus.id).exists()
+    if not tokens or not counted_here:
+        return
+    blocks = (tokens + tokenizer.metadata.get("n_records", 0)) // (config.context_length + 1)
+    train_blocks = int(blocks * (1 - config.val_fraction))
+    if config.batch_size > train_blocks:
+        raise ConfigError(
+            "batch_size",
+            f"{config.batch_size} is larger than the ~{train_blocks} training sequences of {config.context_length} "
+            f"tokens in '{corpus.name}': lower the batch size or the context length",
+        )
+
+
+CORPUS_INPUT = InputSpec("corpus_cell", "corpus", cells=(Cell.Kind.CORPUS, Cell.Kind.CLEAN))
+# A model is a checkpoint: picked in a base-model cell, or the output of a training cell.
+MODEL_CELLS = (Cell.Kind.MODEL, Cell.Kind.PRETRAIN, Cell.Kind.SFT)
+MODEL_INPUT = InputSpec("model_cell", "base model", cells=MODEL_CELLS)
+PLACEHOLDER_PATHS = {"corpus_path": "/validate/corpus", "tokenizer_path": "/validate/tokenizer.json",
+                     "output_dir": "/validate/run"}
+
+CELL_KINDS: dict[str, CellKind] = {
+    k.kind: k
+    for k in (
+        CellKind(Cell.Kind.NOTE, form="lab.notebooks.forms.NoteForm"),
+        CellKind(Cell.Kind.CORPUS, form="lab.notebooks.forms.CorpusCellForm"),
+        CellKind(Cell.Kind.CLEAN, (CORPUS_INPUT,), stage="clean", paths=_clean_paths,
+                 placeholder_paths={"input_path": "/validate/corpus", "output_dir": "/validate/run"},
+                 basic=("min_chars", "exact_dedup", "near_dedup", "val_fraction"),
+                 context="lab.notebooks.views.clean_report"),
+        CellKind(Cell.Kind.TOKENIZER, (CORPUS_INPUT,), stage="tokenizer", paths=_corpus_paths,
+                 placeholder_paths={k: v for k, v in PLACEHOLDER_PATHS.items() if k != "tokenizer_path"},
+                 basic=("algorithm", "vocab_size")),
+        # With a base model, pretraining continues from its weights and uses its tokenizer.
+        CellKind(Cell.Kind.PRETRAIN,
+                 (CORPUS_INPUT, InputSpec("tokenizer_cell", "tokenizer", cells=(Cell.Kind.TOKENIZER,), optional=True),
+                  InputSpec("model_cell", "base model (continued pretraining)", cells=MODEL_CELLS, optional=True)),
+                 stage="pretrain", paths=_pretrain_paths, check=check_data_fits, placeholder_paths=PLACEHOLDER_PATHS,
+                 options={"precision": ("fp32", "bf16")}, basic=("preset", "context_length", "batch_size", "max_steps", "lr"),
+                 context="lab.notebooks.views.pretrain_estimate"),
+        CellKind(Cell.Kind.MODEL, form="lab.notebooks.forms.ModelCellForm"),
+        CellKind(Cell.Kind.SFT, (MODEL_INPUT, InputSpec("dataset", "SFT dataset", dataset_kinds=(Dataset.Kind.SFT,))),
+                 stage="sft", paths=_fine_tune_paths,
+                 options={"method": sft_config.METHODS, "loss_on": sft_config.LOSS_ON, "schedule": sft_config.SCHEDULES,
+                          "precision": sft_config.PRECISIONS},
+                 basic=("method", "max_steps", "lr", "batch_size", "lora_r")),
+        CellKind(Cell.Kind.CLASSIFY,
+                 (MODEL_INPUT, InputSpec("dataset", "classification dataset", dataset_kinds=(Dataset.Kind.CLASSIFICATION,))),
+                 stage="classify", paths=_fine_tune_paths,
+                 options={"method": classify_config.METHODS, "precision": ("fp32", "bf16")},
+                 basic=("method", "max_steps", "lr", "batch_size")),
+        CellKind(Cell.Kind.GENERATE,
+                 (InputSpec("model_cells", "models", cells=MODEL_CELLS, many=True),
+                  InputSpec("dataset", "prompts dataset", optional=True,
+                            dataset_kinds=(Dataset.Kind.SFT, Dataset.Kind.PREFERENCE, Dataset.Kind.EVAL))),
+                 stage="generate", paths=_generate_paths,
+                 basic=("prompts", "samples_per_prompt", "max_new_tokens", "temperature"),
+                 context="lab.notebooks.views.generations_of"),
+        CellKind(Cell.Kind.ANNOTATE, (InputSpec("generate_cell", "generated responses", cells=(Cell.Kind.GENERATE,)),),
+                 form="lab.notebooks.forms.AnnotateForm", context="lab.notebooks.views.campaigns"),
+    )
+}

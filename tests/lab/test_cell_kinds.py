@@ -1,0 +1,49 @@
+"""Every cell kind is declared once (lab/notebooks/cell_kinds.py), and the declarations hold together:
+each `Cell.Kind` has one, a runnable kind names a training stage, its basic fields are its stage's."""
+
+import dataclasses
+
+from lab.notebooks.cell_kinds import CELL_KINDS, SET_BY_LAB
+from lab.notebooks.models import Cell
+from lab.runs.models import Artifact
+from training.stages import STAGES
+
+
+def test_every_cell_kind_is_declared_once():
+    assert list(CELL_KINDS) == list(Cell.Kind.values)
+    assert all(CELL_KINDS[kind].kind == kind for kind in CELL_KINDS)
+
+
+def test_a_runnable_kind_runs_a_stage_of_the_training_registry():
+    runnable = {kind: k for kind, k in CELL_KINDS.items() if k.runnable}
+    assert set(runnable) == {"clean", "tokenizer", "pretrain", "sft", "classify", "generate"}
+    for k in runnable.values():
+        assert k.training_stage is STAGES[k.stage]
+        assert k.paths is not None, k.kind
+        assert k.queue == ("cpu" if k.kind in ("clean", "tokenizer") else "gpu")
+
+
+def test_the_output_artifact_is_the_stages_own_output_kind():
+    outputs = {kind: k.output_artifact for kind, k in CELL_KINDS.items() if k.output_artifact}
+    assert outputs == {"tokenizer": Artifact.Kind.TOKENIZER, "pretrain": Artifact.Kind.CHECKPOINT,
+                       "sft": Artifact.Kind.CHECKPOINT, "classify": Artifact.Kind.CHECKPOINT,
+                       "generate": Artifact.Kind.GENERATIONS}
+    assert CELL_KINDS["clean"].output_artifact is None  # a new version of a dataset, not an artifact
+
+
+def test_basic_fields_and_options_are_fields_the_form_shows():
+    for k in CELL_KINDS.values():
+        if not k.runnable:
+            assert not k.basic and not k.options, k.kind
+            continue
+        shown = {f.name for f in dataclasses.fields(k.config_class)} - SET_BY_LAB
+        assert set(k.basic) <= shown, (k.kind, set(k.basic) - shown)
+        assert set(k.options) <= shown, (k.kind, set(k.options) - shown)
+        assert k.basic, f"{k.kind} declares no basic fields"
+
+
+def test_every_kind_has_its_template_partial():
+    from django.template.loader import get_template
+
+    for k in CELL_KINDS.values():
+        assert get_template(k.partial).origin.name.endswith(f"templates/notebooks/cells/{k.kind}.html")
