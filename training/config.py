@@ -8,14 +8,17 @@ empty, the batch is larger than the corpus) are raised later, by the stage, with
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
 import json
 import types
 import typing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from training import presets
 from training.config_checks import (
@@ -74,6 +77,113 @@ class _Config:
             if not _matches(value, expected):
                 got = f"{type(value).__name__} ({value!r})"
                 raise ConfigError(f.name, f"must be {_type_name(expected)}, not {got}")
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(kw_only=True)
+class TrainingLoopConfig(_Config):
+    """The fields of a training loop, the same in every stage that trains (pretrain, sft, classify):
+    batches, optimizer, schedule, precision, evaluation and checkpoints. A stage inherits them, with
+    their docs and checks, and redeclares only a default that differs (`lr: float = 2e-5`). The
+    JSON stays flat: a stage's config is one object of its own and these fields."""
+
+    PRECISIONS: ClassVar[tuple[str, ...]] = PRECISIONS
+    """The `precision` values the stage takes."""
+    BF16_ON_CPU: ClassVar[bool] = False
+    """True where the stage's own loop autocasts to bf16 on a CPU as well (pretrain)."""
+
+    batch_size: int = 16
+    """Examples per micro-batch."""
+    grad_accum: int = 1
+    """Micro-batches accumulated per optimizer step."""
+    max_steps: int = 200
+    """Optimizer steps to train for."""
+    lr: float
+    """Peak learning rate, reached after warmup."""
+    min_lr_ratio: float = 0.1
+    """The cosine decay ends at `lr * min_lr_ratio`."""
+    warmup_steps: int = 20
+    """Steps of linear warmup from 0 to `lr`; fewer than `max_steps`."""
+    weight_decay: float
+    """AdamW weight decay, not applied to biases and norms."""
+    beta1: float = 0.9
+    """AdamW beta1."""
+    beta2: float = 0.999
+    """AdamW beta2."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value; 0 turns clipping off."""
+    precision: str = "fp32"
+    """`fp32`, or `bf16` mixed precision (weights and optimizer stay fp32; a GPU only, except for
+    pretrain's own loop)."""
+    device: str = "auto"
+    """`auto` (cuda when available, else cpu), `cpu` or `cuda`."""
+    seed: int = 1337
+    """Seeds the new weights, the validation split and the batch order."""
+    val_fraction: float = 0.05
+    """Share of the data held out for validation (a seeded split), above 0 and below 0.5."""
+    eval_every: int = 50
+    """Evaluate on the validation split every this many steps and at the end; 0 = end only."""
+    log_every: int = 10
+    """Emit a `metric` event (mean loss over the interval) every this many steps."""
+    checkpoint_every_steps: int = 100
+    """Save a checkpoint every this many steps (and always at the end); 0 = at the end only."""
+    resume_from: str | None = None
+    """A checkpoint folder of an earlier run of this config (pretrain's `…/step-000040`, the
+    Trainer stages' `…/checkpoint-40`), or its run folder (its highest step), to resume from."""
+
+    def _check_training_loop(self) -> None:
+        """The checks of the fields above; a stage that needs `max_steps` of at least 1 says so."""
+        require_at_least_one(self, "batch_size", "grad_accum", "log_every")
+        require_not_negative(self, "max_steps", "eval_every", "checkpoint_every_steps", "seed")
+        check_optimizer(self)
+        check_warmup(self.warmup_steps, self.max_steps)
+        if not 0 < self.val_fraction < 0.5:
+            raise ConfigError("val_fraction", "must be above 0 and below 0.5")
+        require_choice("precision", self.precision, self.PRECISIONS)
+        require_choice("device", self.device, DEVICES)
+        runs_on_cpu = self.precision == "bf16" and self.BF16_ON_CPU
+        if self.device == "cpu" and self.precision in ("bf16", "fp16") and not runs_on_cpu:
+            on_cpu = " or ".join(p for p in self.PRECISIONS if p in ("fp32", "auto"))
+            raise ConfigError("precision", f"{self.precision} needs a GPU; on cpu use {on_cpu}")
+        require_folder_or_null(self, "resume_from")
+
+
+@dataclass(kw_only=True)
+class TimedCheckpoints:
+    """A checkpoint by the clock as well as by the step (the stages whose loop has it)."""
+
+    checkpoint_every_minutes: float = 0.0
+    """Also save a checkpoint when this many minutes passed since the last one; 0 turns it off."""
+
+
+def own_fields_first(cls: type[C]) -> type[C]:
+    """A stage config (a dataclass) whose own fields come before those it inherits, in
+    `dataclasses.fields`, `to_dict` and the known keys an error lists: what the stage is about, then
+    its training loop. A dataclass lists a base's fields first; the constructor is keyword-only, so
+    the order is only the one shown."""
+    fields = cls.__dataclass_fields__
+    inherited = {n for base in cls.__mro__[1:] for n in getattr(base, "__dataclass_fields__", {})}
+    order = [n for n in fields if n not in inherited] + [n for n in fields if n in inherited]
+    cls.__dataclass_fields__ = {name: fields[name] for name in order}
+    return cls
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each dataclass field (the litgpt/jsonargparse convention), the base
+    classes' included: a field a class redeclares without a docstring keeps its base's."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(inspect.getsource(klass)).body[0].body
+        for node, following in zip(body, body[1:], strict=False):
+            doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+            if doc and isinstance(node, ast.AnnAssign) and isinstance(following.value.value, str):
+                docs[node.target.id] = following.value.value.strip()
+    return docs
 
 
 def _is_int(value: Any) -> bool:
@@ -301,9 +411,12 @@ class TokenizerConfig(_Config):
             )
 
 
-@dataclass
-class PretrainConfig(_Config):
+@own_fields_first
+@dataclass(kw_only=True)
+class PretrainConfig(TimedCheckpoints, TrainingLoopConfig):
     """Pretrain a Llama-style decoder, from scratch or on (`python -m training pretrain`)."""
+
+    BF16_ON_CPU: ClassVar[bool] = True
 
     corpus_path: str
     """Path of the text corpus to train on."""
@@ -317,36 +430,11 @@ class PretrainConfig(_Config):
     """Model shape: `tiny` (~1M), `small` (~10M) or `gpt2-124m`. Ignored with `init_from`."""
     context_length: int = 128
     """Tokens per training sequence; at most the model's max position embeddings."""
-    batch_size: int = 16
-    """Sequences per micro-batch."""
-    grad_accum: int = 1
-    """Micro-batches accumulated per optimizer step."""
-    max_steps: int = 200
-    """Optimizer steps to train for."""
     lr: float = 3e-3
-    """Peak learning rate, reached after warmup."""
-    min_lr_ratio: float = 0.1
-    """The cosine decay ends at `lr * min_lr_ratio`."""
-    warmup_steps: int = 20
-    """Steps of linear warmup from 0 to `lr`; fewer than `max_steps`."""
     weight_decay: float = 0.1
-    """AdamW weight decay, applied to matrices and embeddings, not to norms."""
-    beta1: float = 0.9
-    """AdamW beta1."""
     beta2: float = 0.95
-    """AdamW beta2."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm to this value; 0 turns clipping off."""
-    precision: str = "fp32"
-    """`fp32`, or `bf16` autocast (weights and optimizer stay fp32)."""
     compile: bool = False
     """Compile the model with `torch.compile` (slow to start, faster per step on GPU)."""
-    seed: int = 1337
-    """Seeds the weights, the train/val split and the batch order."""
-    val_fraction: float = 0.05
-    """Share of the corpus's blocks held out for validation, above 0 and below 0.5."""
-    eval_every: int = 50
-    """Evaluate on the validation blocks every this many steps and at the end; 0 = end only."""
     eval_batches: int = 10
     """Validation batches per evaluation; always the same ones, so evaluations compare."""
     sample_every: int = 100
@@ -355,16 +443,6 @@ class PretrainConfig(_Config):
     """Prompt of the samples; empty starts from the end-of-text token."""
     sample_tokens: int = 64
     """Tokens generated per sample."""
-    checkpoint_every_steps: int = 100
-    """Save a checkpoint every this many steps; 0 turns step checkpoints off."""
-    checkpoint_every_minutes: float = 0.0
-    """Also save a checkpoint when this many minutes passed since the last one; 0 turns it off."""
-    log_every: int = 10
-    """Emit a `metric` event (mean loss over the interval) every this many steps."""
-    device: str = "auto"
-    """`auto` (cuda when available, else cpu), `cpu` or `cuda`."""
-    resume_from: str | None = None
-    """A checkpoint folder (`…/step-000040`), or a run folder (its highest step), to resume from."""
     init_from: str | None = None
     """A Hugging Face model folder to continue pretraining: its weights and shape, new optimizer."""
 
@@ -387,21 +465,11 @@ class PretrainConfig(_Config):
                 f"{self.context_length} is longer than the {longest} positions "
                 f"the {self.preset} model can serve",
             )
-        require_at_least_one(
-            self, "batch_size", "grad_accum", "max_steps", "eval_batches", "sample_tokens", "log_every"
-        )
-        require_not_negative(
-            self, "eval_every", "sample_every", "checkpoint_every_steps", "seed",
-            "checkpoint_every_minutes",
-        )
-        check_optimizer(self)
-        check_warmup(self.warmup_steps, self.max_steps)
-        require_choice("precision", self.precision, ("fp32", "bf16"))
-        if not 0 < self.val_fraction < 0.5:
-            raise ConfigError("val_fraction", "must be above 0 and below 0.5")
-        require_choice("device", self.device, DEVICES)
+        require_at_least_one(self, "max_steps", "eval_batches", "sample_tokens")
+        require_not_negative(self, "sample_every", "checkpoint_every_minutes")
+        self._check_training_loop()
         if self.resume_from is not None and self.init_from is not None:
             raise ConfigError(
                 "init_from", "cannot be combined with resume_from (a resume restores the weights)"
             )
-        require_folder_or_null(self, "resume_from", "init_from")
+        require_folder_or_null(self, "init_from")

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from training.config import _check_chat_template, _Config
+from training.config import TimedCheckpoints, TrainingLoopConfig, _check_chat_template, own_fields_first
 from training.config_checks import (
-    DEVICES,
     ConfigError,
     check_limits,
     check_lora,
-    check_optimizer,
-    check_warmup,
     require_at_least_one,
     require_choice,
-    require_folder_or_null,
     require_not_negative,
     resolve_resume,
 )
@@ -32,9 +29,12 @@ SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-@dataclass
-class SftConfig(_Config):
+@own_fields_first
+@dataclass(kw_only=True)
+class SftConfig(TimedCheckpoints, TrainingLoopConfig):
     """Supervised fine-tuning of a causal LM on conversations, with trl's SFTTrainer."""
+
+    PRECISIONS: ClassVar[tuple[str, ...]] = PRECISIONS
 
     base_model: str
     """A Hugging Face causal-LM folder: a lab checkpoint or an uploaded model."""
@@ -67,10 +67,6 @@ class SftConfig(_Config):
     padding-free: each conversation attends only to itself)."""
     max_length: int = 1024
     """Conversations are cut to this many tokens; at most the model's context length."""
-    val_fraction: float = 0.05
-    """Share of the conversations held out for eval loss (a seeded split), above 0 and below 0.5."""
-    eval_every: int = 50
-    """Evaluate (eval loss and samples) every this many steps and at the end; 0 = end only."""
     sample_prompts: list[str] = field(default_factory=list)
     """User messages answered at every eval; empty: the first two held-out conversations."""
     sample_tokens: int = 64
@@ -78,45 +74,20 @@ class SftConfig(_Config):
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about a third slower."""
     lr: float = 2e-5
-    """Peak learning rate, reached after warmup."""
     schedule: str = "cosine"
     """After warmup: `cosine` down to `lr * min_lr_ratio`, `linear` down to 0, or `constant`."""
-    min_lr_ratio: float = 0.1
-    """Where the cosine schedule ends, as a share of `lr`."""
     warmup_steps: int = 10
-    """Steps of linear warmup from 0 to `lr`; fewer than `max_steps`."""
     batch_size: int = 8
     """Conversations per micro-batch; with `packing`, rows of `max_length` tokens per optimizer step
     (each row a pass of its own, gradients accumulated)."""
-    grad_accum: int = 1
-    """Micro-batches accumulated per optimizer step."""
     max_steps: int = 200
     """Optimizer steps to train for; 0: train for `epochs` instead."""
     epochs: float = 1.0
     """Passes over the training split, when `max_steps` is 0."""
     weight_decay: float = 0.0
-    """AdamW weight decay (not on biases and norms)."""
-    beta1: float = 0.9
-    """AdamW beta1."""
-    beta2: float = 0.999
-    """AdamW beta2."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm to this value; 0 turns clipping off."""
     precision: str = "auto"
     """`auto` (bf16 on a GPU that has it, else fp32), `fp32`, `bf16` or `fp16` mixed precision
     (bf16 and fp16 need a GPU)."""
-    device: str = "auto"
-    """`auto` (cuda when available, else cpu), `cpu` or `cuda`."""
-    seed: int = 1337
-    """Seeds the split, the batch order and new weights (LoRA adapters)."""
-    log_every: int = 10
-    """Emit a `metric` event (mean loss over the interval) every this many steps."""
-    checkpoint_every_steps: int = 100
-    """Save a checkpoint every this many steps; 0 turns step checkpoints off (the end still saves)."""
-    checkpoint_every_minutes: float = 0.0
-    """Also save a checkpoint when this many minutes passed since the last one; 0 turns it off."""
-    resume_from: str | None = None
-    """A checkpoint folder (`…/checkpoint-40`), or a run folder (its highest step), to resume from."""
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -128,28 +99,16 @@ class SftConfig(_Config):
         require_choice("method", self.method, METHODS)
         require_choice("loss_on", self.loss_on, LOSS_ON)
         require_choice("schedule", self.schedule, SCHEDULES)
-        require_choice("precision", self.precision, PRECISIONS)
-        require_choice("device", self.device, DEVICES)
-        require_at_least_one(
-            self, "lora_r", "max_length", "sample_tokens", "batch_size", "grad_accum", "log_every"
-        )
-        require_not_negative(
-            self, "max_steps", "eval_every", "checkpoint_every_steps", "checkpoint_every_minutes", "seed"
-        )
+        require_at_least_one(self, "lora_r", "max_length", "sample_tokens")
+        require_not_negative(self, "checkpoint_every_minutes")
         if self.max_steps == 0 and not self.epochs > 0:
             raise ConfigError("epochs", "must be greater than 0 when max_steps is 0")
         check_lora(self)
-        if not 0 < self.val_fraction < 0.5:
-            raise ConfigError("val_fraction", "must be above 0 and below 0.5")
         if any(not p.strip() for p in self.sample_prompts):
             raise ConfigError("sample_prompts", "must not contain an empty prompt")
-        check_optimizer(self)
-        check_warmup(self.warmup_steps, self.max_steps)
-        if self.device == "cpu" and self.precision in ("bf16", "fp16"):
-            raise ConfigError("precision", f"{self.precision} needs a GPU; on cpu use fp32 or auto")
+        self._check_training_loop()
         if self.device == "cpu" and self.method == "qlora":
             raise ConfigError("method", "qlora (a 4-bit base) needs a GPU; on cpu use lora")
-        require_folder_or_null(self, "resume_from")
         self._check_inputs()
 
     def _check_inputs(self) -> None:
