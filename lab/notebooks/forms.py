@@ -11,9 +11,11 @@ import typing
 
 from django import forms
 from django.utils.module_loading import import_string
+from django.utils.text import capfirst
 
 from lab.datasets.models import Dataset
 from lab.notebooks.cell_kinds import CELL_KINDS, SET_BY_LAB, InputSpec
+from lab.notebooks.form_layout import LABELS, help_html
 from lab.notebooks.kinds import input_keys, resolve_inputs, training_config
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact
@@ -51,29 +53,35 @@ def field_docs(cls) -> dict[str, str]:
     return docs
 
 
-def _form_field(stage_options: dict, f: dataclasses.Field, hint, help_text: str) -> forms.Field:
+def _form_field(stage_options: dict, f: dataclasses.Field, hint, doc: str) -> forms.Field:
+    field = _typed_field(stage_options, f, hint, doc)
+    field.label = LABELS.get(f.name, f.name.replace("_", " "))
+    field.help_text = help_html(field.help_text)
+    return field
+
+
+def _typed_field(stage_options: dict, f: dataclasses.Field, hint, help_text: str) -> forms.Field:
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    label = f.name.replace("_", " ")
     if options := stage_options.get(f.name):
         choices = [(value, OPTION_LABELS[f.name].get(value, value)) for value in options]
-        return forms.ChoiceField(choices=choices, initial=default, label=label, help_text=help_text)
+        return forms.ChoiceField(choices=choices, initial=default, help_text=help_text)
     if f.name in CHOICES:
-        return forms.ChoiceField(choices=CHOICES[f.name], initial=default, label=label, help_text=help_text)
+        return forms.ChoiceField(choices=CHOICES[f.name], initial=default, help_text=help_text)
     if hint is bool:
-        return forms.BooleanField(required=False, initial=default, label=label, help_text=help_text)
+        return forms.BooleanField(required=False, initial=default, help_text=help_text)
     if hint is int:
-        return forms.IntegerField(initial=default, label=label, help_text=help_text)
+        return forms.IntegerField(initial=default, help_text=help_text)
     if hint is float:
-        return forms.FloatField(initial=default, label=label, help_text=help_text)
+        return forms.FloatField(initial=default, help_text=help_text)
     if f.name in MULTILINE:
-        return forms.CharField(initial=default, required=False, strip=False, label=label, help_text=help_text,
+        return forms.CharField(initial=default, required=False, strip=False, help_text=help_text,
                                widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}))
     if typing.get_origin(hint) is list and f.name in LINE_LISTS:
-        return forms.CharField(initial="\n".join(default), required=False, label=label, help_text=help_text + " One per line.",
+        return forms.CharField(initial="\n".join(default), required=False, help_text=help_text + " One per line.",
                                widget=forms.Textarea(attrs={"rows": 3}))
     if typing.get_origin(hint) is list:
-        return forms.CharField(initial=", ".join(default), label=label, help_text=help_text + " Comma-separated.")
-    return forms.CharField(initial=default, required=False, label=label, help_text=help_text)
+        return forms.CharField(initial=", ".join(default), help_text=help_text + " Comma-separated.")
+    return forms.CharField(initial=default, required=False, help_text=help_text)
 
 
 class CellConfigForm(forms.Form):
@@ -138,11 +146,12 @@ def input_field(cell: Cell, spec: InputSpec) -> forms.Field:
         choices = [(c.pk, c.display_title) for c in candidates]
         help_text = "The upstream cell whose current output this cell uses."
     if spec.many:
-        return forms.TypedMultipleChoiceField(coerce=int, choices=choices, label=spec.label, help_text=help_text + " Pick one or more.")
+        return forms.TypedMultipleChoiceField(coerce=int, choices=choices, label=capfirst(spec.label),
+                                              help_text=help_text + " Pick one or more.")
     if spec.optional:
         choices = [("", "—")] + choices
         help_text += " Optional."
-    return forms.TypedChoiceField(coerce=int, choices=choices, label=spec.label + " input", help_text=help_text,
+    return forms.TypedChoiceField(coerce=int, choices=choices, label=capfirst(spec.label), help_text=help_text,
                                   required=not spec.optional, empty_value=None)
 
 
@@ -171,7 +180,7 @@ class AnnotateForm(forms.Form):
 
 
 class ModelCellForm(forms.Form):
-    model = forms.TypedChoiceField(coerce=int, label="model", help_text="A checkpoint of your team: trained in a notebook, "
+    model = forms.TypedChoiceField(coerce=int, label="Model", help_text="A checkpoint of your team: trained in a notebook, "
                                    "uploaded on the Models page, or registered by an admin.")
 
     def __init__(self, *args, cell: Cell, **kwargs):
@@ -181,7 +190,7 @@ class ModelCellForm(forms.Form):
 
 
 class CorpusCellForm(forms.Form):
-    corpus = forms.TypedChoiceField(coerce=int, label="corpus", help_text="One of your team's text datasets.")
+    corpus = forms.TypedChoiceField(coerce=int, label="Corpus", help_text="One of your team's text datasets.")
 
     def __init__(self, *args, cell: Cell, **kwargs):
         super().__init__(*args, initial=cell.config, **kwargs)

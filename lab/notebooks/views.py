@@ -21,6 +21,7 @@ from lab.feedback.items import ItemErrors
 from lab.notebooks import estimates
 from lab.notebooks.annotate import campaigns_of, generation_record, start_campaign
 from lab.notebooks.cell_kinds import CELL_KINDS
+from lab.notebooks.form_layout import sections
 from lab.notebooks.forms import FORMS
 from lab.notebooks.kinds import cell_output, stale_inputs
 from lab.notebooks.models import Cell, Notebook
@@ -51,10 +52,12 @@ def notebook_list(request):
 def _cell_context(cell: Cell, bound_form=None) -> dict:
     kind = CELL_KINDS[cell.kind]
     output = cell_output(cell)
+    form = bound_form or FORMS[cell.kind](cell=cell)
     return {
         "cell": cell,
         "kind": kind,
-        "form": bound_form or FORMS[cell.kind](cell=cell),
+        "form": form,
+        "fields": sections(form, kind),
         "runnable": kind.runnable,
         "output": output,
         "classifier_data_id": f"classifier-{cell.pk}",
