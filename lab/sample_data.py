@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from training.corpus import file_sha256
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 1 << 20
 
@@ -150,14 +152,6 @@ def default_dest() -> Path:
     return REPO_ROOT / "var" / "sample-data"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def is_in_place(entry: SampleFile, target: Path) -> bool:
     """Whether `target` holds exactly the manifest's bytes (size first: a cheap early no)."""
     try:
@@ -165,7 +159,7 @@ def is_in_place(entry: SampleFile, target: Path) -> bool:
             return False
     except FileNotFoundError:
         return False
-    return sha256_of(target) == entry.sha256
+    return file_sha256(target) == entry.sha256
 
 
 def ensure_sample_data(

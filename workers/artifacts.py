@@ -1,26 +1,18 @@
 """Registering what a run produced: tokenizers and checkpoints as Artifacts, cleaned corpora as new
 versions of the dataset they came from, each with its lineage and hash."""
 
-import hashlib
 from pathlib import Path
 
 from django.conf import settings
 
 from lab.datasets.models import Dataset
 from lab.runs.models import Artifact, Run
+from training.corpus import file_sha256
 from training.datasets import describe, detect_format
 from training.stages import OUTPUTS
 
 # The file whose hash identifies a folder artifact: the weights of a checkpoint.
 IDENTITY_FILES = ("model.safetensors", "tokenizer.json")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _identity_file(path: Path) -> Path:
@@ -65,7 +57,7 @@ def register_dataset_version(run: Run, event: dict) -> Dataset:
         format=detect_format(path.name),
         path=str(path.relative_to(settings.LAB_DATA_DIR)),
         size_bytes=path.stat().st_size,
-        sha256=sha256_file(path),
+        sha256=file_sha256(path),
         n_records=description.rows,
         stats=stats,
         created_by=run.created_by,
@@ -89,7 +81,7 @@ def register_artifact(run: Run, event: dict) -> Artifact:
         kind=event["kind"],
         name=f"{stage_label} · run {run.pk}" + (f" · step {event['step']}" if event.get("step") else ""),
         path=str(path.relative_to(settings.LAB_DATA_DIR)),
-        sha256=sha256_file(_identity_file(path)),
+        sha256=file_sha256(_identity_file(path)),
         size_bytes=_size(path),
         metadata=event.get("metadata", {}),
     )

@@ -22,6 +22,7 @@ from lab.notebooks.kinds import (
 from lab.notebooks.models import Cell
 from lab.runs.models import RESUMABLE, Run, Status
 from lab.runs.streaming import publish
+from lab.task_client import client
 from training.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -61,14 +62,12 @@ def run_of_message(task_id: str) -> int | None:
 def send(run: Run, why: str = "") -> bool:
     """Hand the run to the broker; `why` it is sent again, if it is, goes on the run first. If the broker
     cannot take it (Redis down), the run says so and stays queued, to be sent when the broker is back."""
-    from workers.app import app
-
     if why:
         _note_while_queued(run, why)
     try:
         # No result is kept (a run reports through events): no result-store subscription either,
         # which on a Redis outage breaks for good ("the Celery application must be restarted").
-        app.send_task("workers.execute_run", args=[run.pk], queue=run.queue, task_id=message_id(run), ignore_result=True)
+        client.send_task("workers.execute_run", args=[run.pk], queue=run.queue, task_id=message_id(run), ignore_result=True)
     except (OperationalError, RedisError, OSError) as exc:
         log.warning("run %s stays queued: the task queue is unreachable (%s)", run.pk, exc)
         _note_while_queued(run, "the task queue is unreachable: the run stays queued and is sent when it is back", sent=False)

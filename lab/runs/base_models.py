@@ -19,11 +19,11 @@ from lab.datasets.models import Upload
 from lab.datasets.uploads import discard_upload
 from lab.runs.models import Artifact
 from training.config import ConfigError
+from training.corpus import file_sha256
 from training.datasets import ArchiveRefused
 from training.datasets.archives import extract_archive
 from training.model_files import not_safetensors
 from training.model_info import ModelInfo, inspect_model, weight_files
-from workers.artifacts import sha256_file
 
 MODEL_ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
 
@@ -97,7 +97,7 @@ def _create(team: Team, folder: Path, name: str, info: ModelInfo, source: str, u
     with transaction.atomic():
         return Artifact.objects.create(
             team=team, run=None, kind=Artifact.Kind.CHECKPOINT, name=name[:200], path=str(path),
-            sha256=sha256_file(weights[0]), size_bytes=info.size_bytes,
+            sha256=file_sha256(weights[0]), size_bytes=info.size_bytes,
             metadata={"source": source, "model": info.to_dict(), "added_by": getattr(user, "username", None),
                       "dropped_files": list(dropped)},
         )

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from lab.access import get_artifact_for_user
 from lab.queues import INFERENCE_QUEUE
 from lab.runs.models import Artifact
+from lab.task_client import client
 from training import json_limits
 
 MAX_TEXTS = 16
@@ -53,10 +54,8 @@ async def classify(request, pk):
     texts = _texts(request.body)
     if isinstance(texts, str):
         return JsonResponse({"error": texts, "field": "texts"}, status=400)
-    from workers.app import app
-
     try:
-        result = app.send_task("workers.classify_texts", args=[str(artifact.absolute_path), texts], queue=INFERENCE_QUEUE)
+        result = client.send_task("workers.classify_texts", args=[str(artifact.absolute_path), texts], queue=INFERENCE_QUEUE)
     except (OperationalError, RedisError, OSError):
         return JsonResponse({"error": "the task queue is unreachable: try again in a minute"}, status=503)
     try:
@@ -69,4 +68,4 @@ async def classify(request, pk):
     finally:
         result.forget()
     return JsonResponse({"model": artifact.pk, "labels": artifact.metadata.get("labels", []),
-                         "results": [{"text": t, **answer} for t, answer in zip(texts, answers)]})
+                         "results": [{"text": t, **answer} for t, answer in zip(texts, answers, strict=True)]})

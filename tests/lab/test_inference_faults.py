@@ -5,13 +5,12 @@ from django.test import Client
 from kombu.exceptions import OperationalError
 
 from lab.runs.models import Artifact
+from lab.task_client import client
 
 pytestmark = pytest.mark.django_db
 
 
 def test_typed_text_meets_a_clear_503_when_the_queue_is_unreachable(cast, data_dir, monkeypatch):
-    from workers.app import app
-
     (data_dir / "classifier").mkdir()
     model = Artifact.objects.create(team=cast.team, kind=Artifact.Kind.CHECKPOINT, name="spam", path="classifier",
                                     sha256="0" * 64, metadata={"task": "classification", "labels": ["ham", "spam"]})
@@ -19,7 +18,7 @@ def test_typed_text_meets_a_clear_503_when_the_queue_is_unreachable(cast, data_d
     def unreachable(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(app, "send_task", unreachable)
+    monkeypatch.setattr(client, "send_task", unreachable)
     page = Client()
     page.force_login(cast.alice)
     response = page.post(f"/models/{model.pk}/classify/", {"text": "win cash now"}, content_type="application/json")
