@@ -43,7 +43,16 @@ LINE_LISTS = {"prompts", "sample_prompts"}
 
 @functools.cache
 def field_docs(cls) -> dict[str, str]:
-    """The docstring under each dataclass field (the litgpt/jsonargparse convention)."""
+    """The docstring under each dataclass field (the litgpt/jsonargparse convention), the ones a config
+    inherits from its bases included; a subclass's own doc of a field wins."""
+    docs = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs |= _own_field_docs(klass)
+    return docs
+
+
+def _own_field_docs(cls) -> dict[str, str]:
     body = ast.parse(inspect.getsource(cls)).body[0].body
     docs = {}
     for node, following in zip(body, body[1:]):

@@ -8,7 +8,7 @@ import pytest
 
 from lab.notebooks.cell_kinds import CELL_KINDS, SET_BY_LAB
 from lab.notebooks.form_layout import LABELS, help_html, sections
-from lab.notebooks.forms import FORMS
+from lab.notebooks.forms import FORMS, field_docs
 from lab.notebooks.models import Cell, Notebook
 
 
@@ -18,6 +18,15 @@ def test_every_field_a_form_shows_has_a_label_in_words():
             shown = {f.name for f in dataclasses.fields(kind.config_class)} - SET_BY_LAB
             assert shown <= set(LABELS), (kind.kind, shown - set(LABELS))
     assert all("_" not in label and label[0].isupper() for label in LABELS.values())
+
+
+def test_every_field_a_form_shows_has_its_help_text_inherited_ones_too():
+    for kind in CELL_KINDS.values():
+        if kind.runnable:
+            shown = {f.name for f in dataclasses.fields(kind.config_class)} - SET_BY_LAB
+            docs = field_docs(kind.config_class)
+            assert shown <= set(docs), (kind.kind, shown - set(docs))
+    assert field_docs(CELL_KINDS["sft"].config_class)["beta1"]  # declared once, on the training-loop base
 
 
 @pytest.mark.parametrize("text, html", [
