@@ -79,7 +79,7 @@ class _Config:
                 raise ConfigError(f.name, f"must be {_type_name(expected)}, not {got}")
 
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(kw_only=True)
@@ -114,9 +114,10 @@ class TrainingLoopConfig(_Config):
     """AdamW beta2."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this value; 0 turns clipping off."""
-    precision: str = "fp32"
-    """`fp32`, or `bf16` mixed precision (weights and optimizer stay fp32; a GPU only, except for
-    pretrain's own loop)."""
+    precision: str = "auto"
+    """`auto`: bf16 on a GPU that has it, else fp32. `fp32`; `bf16` mixed precision (weights and
+    optimizer stay fp32); sft also takes `fp16`. Half precision needs a GPU, except pretrain's bf16
+    autocast."""
     device: str = "auto"
     """`auto` (cuda when available, else cpu), `cpu` or `cuda`."""
     seed: int = 1337
@@ -145,8 +146,7 @@ class TrainingLoopConfig(_Config):
         require_choice("device", self.device, DEVICES)
         runs_on_cpu = self.precision == "bf16" and self.BF16_ON_CPU
         if self.device == "cpu" and self.precision in ("bf16", "fp16") and not runs_on_cpu:
-            on_cpu = " or ".join(p for p in self.PRECISIONS if p in ("fp32", "auto"))
-            raise ConfigError("precision", f"{self.precision} needs a GPU; on cpu use {on_cpu}")
+            raise ConfigError("precision", f"{self.precision} needs a GPU; on cpu use fp32 or auto")
         require_folder_or_null(self, "resume_from")
 
 
@@ -433,6 +433,7 @@ class PretrainConfig(TimedCheckpoints, TrainingLoopConfig):
     lr: float = 3e-3
     weight_decay: float = 0.1
     beta2: float = 0.95
+    precision: str = "fp32"  # `auto` (the base's) once the lab's forms offer it (issue 12)
     compile: bool = False
     """Compile the model with `torch.compile` (slow to start, faster per step on GPU)."""
     eval_batches: int = 10

@@ -85,9 +85,6 @@ class SftConfig(TimedCheckpoints, TrainingLoopConfig):
     epochs: float = 1.0
     """Passes over the training split, when `max_steps` is 0."""
     weight_decay: float = 0.0
-    precision: str = "auto"
-    """`auto` (bf16 on a GPU that has it, else fp32), `fp32`, `bf16` or `fp16` mixed precision
-    (bf16 and fp16 need a GPU)."""
 
     def __post_init__(self) -> None:
         self._check_types()
