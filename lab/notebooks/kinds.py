@@ -118,27 +118,23 @@ def _resolve(cell: Cell, spec: InputSpec, ref) -> tuple[Output, dict]:
 
 def resolve_inputs(cell: Cell) -> dict[str, Output | list[Output]]:
     """The current output of every input the cell names; ConfigError on the first that has none."""
-    resolved = {}
+    return resolve_and_freeze_inputs(cell)[0]
+
+
+def resolve_and_freeze_inputs(cell: Cell) -> tuple[dict[str, Output | list[Output]], dict[str, dict | list[dict]]]:
+    """Each input resolved once: (its current output, the form a run records: which cell, which output,
+    its hash), by input key. ConfigError on the first input that has none."""
+    resolved, frozen = {}, {}
     for spec in CELL_KINDS[cell.kind].inputs:
         refs = _ids(cell.config.get(spec.key))
         if not refs:
             if spec.optional:
                 continue
             raise ConfigError(spec.key, f"choose a {spec.label} input")
-        outputs = [_resolve(cell, spec, ref)[0] for ref in refs]
-        resolved[spec.key] = outputs if spec.many else outputs[0]
-    return resolved
-
-
-def freeze_inputs(cell: Cell) -> dict[str, dict | list[dict]]:
-    """The inputs as a run records them: which cell, which output, its hash."""
-    frozen = {}
-    for spec in CELL_KINDS[cell.kind].inputs:
-        refs = _ids(cell.config.get(spec.key))
-        if refs:
-            items = [_resolve(cell, spec, ref)[1] for ref in refs]
-            frozen[spec.key] = items if spec.many else items[0]
-    return frozen
+        pairs = [_resolve(cell, spec, ref) for ref in refs]
+        outputs, items = [output for output, _ in pairs], [item for _, item in pairs]
+        resolved[spec.key], frozen[spec.key] = (outputs, items) if spec.many else (outputs[0], items[0])
+    return resolved, frozen
 
 
 def stale_inputs(cell: Cell) -> list[str]:

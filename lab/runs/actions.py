@@ -12,13 +12,7 @@ from django.db import transaction
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from lab.notebooks.kinds import (
-    RUNNABLE,
-    freeze_inputs,
-    resolve_inputs,
-    run_output_dir,
-    training_config,
-)
+from lab.notebooks.kinds import RUNNABLE, resolve_and_freeze_inputs, run_output_dir, training_config
 from lab.notebooks.models import Cell
 from lab.runs.models import RESUMABLE, Run, Status
 from lab.runs.streaming import publish
@@ -93,23 +87,26 @@ def start_cell_run(cell: Cell, user) -> Run:
     if cell.current_run and cell.current_run.is_active:
         raise ConfigError("run", "this cell is already running: cancel it first")
     stage, queue = RUNNABLE[cell.kind]
-    inputs = resolve_inputs(cell)
-    training_config(cell, inputs, output_dir="/pending")  # validate before anything is created
+    inputs, frozen = resolve_and_freeze_inputs(cell)
+    # Built and checked once; the run's own folder is known only once the run exists.
+    config = asdict(training_config(cell, inputs, output_dir=PENDING_OUTPUT_DIR))
+    return create_run(cell.notebook.team, stage, queue, config, frozen, user, cell=cell)
+
+
+PENDING_OUTPUT_DIR = "/pending"
+
+
+def create_run(team, stage: str, queue: str, config: dict, inputs: dict, user, cell: Cell | None = None) -> Run:
+    """A queued run of `stage` with a checked `config` (its output_dir becomes the run's folder) and the
+    frozen `inputs`, sent to `queue` once the transaction commits; the cell's current run, if a cell ran."""
     with transaction.atomic():
-        run = Run.objects.create(
-            team=cell.notebook.team,
-            cell=cell,
-            stage=stage,
-            queue=queue,
-            config={},
-            inputs=freeze_inputs(cell),
-            code_version=code_version(),
-            created_by=user,
-        )
-        run.config = asdict(training_config(cell, inputs, output_dir=run_output_dir(run.pk)))
+        run = Run.objects.create(team=team, cell=cell, stage=stage, queue=queue, config={}, inputs=inputs,
+                                 code_version=code_version(), created_by=user)
+        run.config = {**config, "output_dir": run_output_dir(run.pk)}
         run.save(update_fields=["config"])
-        cell.current_run = run
-        cell.save(update_fields=["current_run", "updated_at"])
+        if cell is not None:
+            cell.current_run = run
+            cell.save(update_fields=["current_run", "updated_at"])
         publish_on_commit(run, run.append_event("status", status=Status.QUEUED, message="queued"))
         enqueue(run)
     return run

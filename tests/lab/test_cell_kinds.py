@@ -3,6 +3,8 @@ each `Cell.Kind` has one, a runnable kind names a training stage, its basic fiel
 
 import dataclasses
 
+import pytest
+
 from lab.notebooks.cell_kinds import CELL_KINDS, SET_BY_LAB
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact
@@ -47,3 +49,20 @@ def test_every_kind_has_its_template_partial():
 
     for k in CELL_KINDS.values():
         assert get_template(k.partial).origin.name.endswith(f"templates/notebooks/cells/{k.kind}.html")
+
+
+@pytest.mark.django_db
+def test_running_a_cell_resolves_each_input_once_and_the_run_owns_its_folder(cast, sample_data, settings, monkeypatch):
+    from lab.notebooks import kinds
+    from lab.runs.actions import start_cell_run
+    from tests.builders import shakespeare_notebook
+
+    cells = shakespeare_notebook(cast.team, cast.alice, sample_data["corpora/tinyshakespeare.txt"])
+    resolved = []
+    real = kinds._resolve
+    monkeypatch.setattr(kinds, "_resolve", lambda cell, spec, ref: resolved.append(spec.key) or real(cell, spec, ref))
+    run = start_cell_run(cells["tokenizer"], cast.alice)
+
+    assert resolved == ["corpus_cell"]  # the tokenizer cell's one input, resolved once
+    assert run.config["output_dir"] == str(settings.LAB_DATA_DIR / "runs" / str(run.pk))
+    assert run.inputs["corpus_cell"]["cell"] == cells["corpus"].pk and cells["tokenizer"].current_run_id == run.pk
