@@ -33,8 +33,9 @@ from training.config_checks import (
     require_folder_or_null,
     require_not_negative,
 )
+from training.datasets.formats import FORMAT_NAMES
 
-CORPUS_FORMATS = ("txt", "jsonl", "csv", "tsv", "parquet", "zip", "tar")  # training.datasets.FORMATS
+CORPUS_FORMATS = FORMAT_NAMES
 C = TypeVar("C", bound="_Config")
 
 

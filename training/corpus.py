@@ -11,10 +11,8 @@ from pathlib import Path
 
 from training.config import CORPUS_FORMATS, ConfigError
 from training.datasets import DatasetError, detect_format, iter_records
+from training.datasets.formats import SUFFIXES
 from training.datasets.records import iter_txt_documents
-
-FORMAT_SUFFIXES = {"txt": ".txt", "jsonl": ".jsonl", "csv": ".csv", "tsv": ".tsv",
-                   "parquet": ".parquet", "zip": ".zip", "tar": ".tar.gz"}
 
 
 class CorpusError(ConfigError):
@@ -43,7 +41,7 @@ def iter_documents(path: str | Path, fmt: str) -> Iterator[str]:
     if not p.is_file():
         raise CorpusError(p, None, "no such file")
     # The readers tell the format by the name; the caller's `fmt` wins over the file's suffix.
-    name = p.name if detected_format(p.name) == fmt else f"{p.name}{FORMAT_SUFFIXES[fmt]}"
+    name = p.name if detected_format(p.name) == fmt else f"{p.name}{SUFFIXES[fmt]}"
     try:
         if fmt == "txt":  # the stages' hot path: no record built per document
             yield from iter_txt_documents(p, name=name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.config import ConfigError
+from training.config_checks import ConfigError
 
 
 class DatasetError(ConfigError):

@@ -29,6 +29,11 @@ FORMATS = {
     ".tar.gz": "tar",
     ".tgz": "tar",
 }
+"""The one list of the formats: each file suffix the readers know, and its format."""
+FORMAT_NAMES = tuple(dict.fromkeys(FORMATS.values()))
+"""What a config's `*_format` field takes: txt, jsonl, csv, tsv, parquet, zip, tar."""
+SUFFIXES = {fmt: next(s for s, f in FORMATS.items() if f == fmt) for fmt in FORMAT_NAMES}
+"""Each format's first suffix (`tar`: `.tar.gz`): the name a reader is given for a file of it."""
 PARQUET_BATCH_ROWS = 1024
 """Rows decoded at a time from a Parquet file; memory holds one batch."""
 
