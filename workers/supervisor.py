@@ -25,9 +25,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from lab.runs.actions import enqueue
-from lab.runs.models import Run, RunEvent, Status
+from lab.runs.models import Run, Status
 from lab.runs.streaming import RunPublisher
-from workers.artifacts import register_output
 
 log = logging.getLogger(__name__)
 
@@ -199,41 +198,15 @@ class Supervisor:
         return event
 
     def store(self, batch: list[dict]) -> bool:
-        """Save a batch under our lease. False if the lease was taken from us: nothing is kept."""
-        run = self.run_row
-        updates: dict = {"last_seq": batch[-1]["seq"]}
-        metrics = dict(run.latest_metrics)
+        """Save a batch under our lease (Run.store_events), then publish it. False if the lease was taken
+        from us: nothing is kept."""
+        if not self.run_row.store_events(batch, self.token):
+            return False
         for event in batch:
-            kind = event["type"]
-            if kind == "metric":
-                metrics.update(event.get("values", {}))
-                updates["step"] = event.get("step", run.step)
-            elif kind == "status":
+            if event["type"] == "status":
                 self.final_status = event.get("status")
-                if event.get("total_steps") is not None:
-                    updates["total_steps"] = event["total_steps"]
-                if event.get("status") == "running" and event.get("step") is not None:
-                    updates["step"] = event["step"]  # a resumed attempt starts at its checkpoint's step
-            elif kind == "checkpoint":
-                updates["last_checkpoint"] = event["path"]
-                updates["step"] = event.get("step", run.step)
-            elif kind == "error":
+            elif event["type"] == "error":
                 self.last_error = event
-        updates["latest_metrics"] = metrics
-        with transaction.atomic():
-            RunEvent.objects.bulk_create(
-                RunEvent(run=run, seq=e["seq"], t=e.get("t", time.time()), type=e["type"],
-                         data={k: v for k, v in e.items() if k not in ("seq", "t", "type")})
-                for e in batch
-            )
-            if not Run.objects.filter(pk=run.pk, lease_token=self.token).update(**updates):
-                transaction.set_rollback(True)
-                return False
-            for e in batch:
-                if e["type"] == "artifact":
-                    register_output(run, e)
-        for key, value in updates.items():
-            setattr(run, key, value)
         self.publish(batch)
         return True
 

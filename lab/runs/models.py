@@ -5,6 +5,7 @@ version, which worker ran it, and every event it wrote. The database row is the 
 its state; workers claim it with a conditional UPDATE and hold it with a heartbeat lease.
 """
 
+import time
 import uuid
 
 from django.conf import settings
@@ -171,6 +172,47 @@ class Run(models.Model):
         self.refresh_from_db()
         return bool(done)
 
+    def store_events(self, batch: list[dict], lease_token: str) -> bool:
+        """Store a batch of the training process's events (docs/contracts.md) under the worker's lease:
+        the events, what they say of the run (step, metrics, checkpoint, total) and the outputs they
+        announce, in one transaction. False, and nothing kept, when the lease was taken from the worker."""
+        from lab.runs.outputs import register_output
+
+        updates = self._folded(batch)
+        with transaction.atomic():
+            RunEvent.objects.bulk_create(RunEvent(run=self, seq=e["seq"], t=e.get("t", time.time()), type=e["type"],
+                                                  data={k: v for k, v in e.items() if k not in ("seq", "t", "type")})
+                                         for e in batch)
+            if not Run.objects.filter(pk=self.pk, lease_token=lease_token).update(**updates):
+                transaction.set_rollback(True)
+                return False
+            for event in batch:
+                if event["type"] == "artifact":
+                    register_output(self, event)
+        for key, value in updates.items():
+            setattr(self, key, value)
+        return True
+
+    def _folded(self, batch: list[dict]) -> dict:
+        """The run's fields as the batch leaves them."""
+        updates: dict = {"last_seq": batch[-1]["seq"]}
+        metrics = dict(self.latest_metrics)
+        for event in batch:
+            kind = event["type"]
+            if kind == "metric":
+                metrics.update(event.get("values", {}))
+                updates["step"] = event.get("step", self.step)
+            elif kind == "status":
+                if event.get("total_steps") is not None:
+                    updates["total_steps"] = event["total_steps"]
+                if event.get("status") == "running" and event.get("step") is not None:
+                    updates["step"] = event["step"]  # a resumed attempt starts at its checkpoint's step
+            elif kind == "checkpoint":
+                updates["last_checkpoint"] = event["path"]
+                updates["step"] = event.get("step", self.step)
+        updates["latest_metrics"] = metrics
+        return updates
+
     @transaction.atomic
     def append_event(self, type: str, **data) -> "RunEvent":
         """Write an event from outside the training process (queued, lost, worker notes).
@@ -206,6 +248,9 @@ class RunEvent(models.Model):
     class Meta:
         ordering = ["seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="one_event_per_seq")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} #{self.seq} {self.type}"
 
     def as_message(self) -> dict:
         return {"seq": self.seq, "t": self.t, "type": self.type, **self.data}

@@ -1,5 +1,6 @@
 """Registering what a run produced: tokenizers and checkpoints as Artifacts, cleaned corpora as new
-versions of the dataset they came from, each with its lineage and hash."""
+versions of the dataset they came from, each with its lineage and hash. Called as the run's events
+are stored (Run.store_events); the worker only relays them."""
 
 from pathlib import Path
 
