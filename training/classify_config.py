@@ -53,7 +53,6 @@ class ClassifyConfig(TrainingLoopConfig):
     weight_decay: float = 0.01
     eval_every: int = 100
     checkpoint_every_steps: int = 200
-    precision: str = "fp32"  # `auto` (the base's) once the lab's forms offer it (issue 12)
 
     def __post_init__(self) -> None:
         self._check_types()

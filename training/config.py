@@ -434,7 +434,6 @@ class PretrainConfig(TimedCheckpoints, TrainingLoopConfig):
     lr: float = 3e-3
     weight_decay: float = 0.1
     beta2: float = 0.95
-    precision: str = "fp32"  # `auto` (the base's) once the lab's forms offer it (issue 12)
     compile: bool = False
     """Compile the model with `torch.compile` (slow to start, faster per step on GPU)."""
     eval_batches: int = 10

@@ -1,10 +1,7 @@
 """Cell config forms, built from the training config dataclasses so fields, defaults and help
 texts are written once (in training/config.py) and the web validates exactly what training will."""
 
-import ast
 import dataclasses
-import functools
-import inspect
 import json
 import types
 import typing
@@ -20,7 +17,7 @@ from lab.notebooks.kinds import input_keys, resolve_inputs, training_config
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact
 from training import presets
-from training.config import ConfigError
+from training.config import ConfigError, field_docs
 from training.config_checks import check_limits, refuse_unknown_keys
 
 CHOICES = {
@@ -39,27 +36,6 @@ OPTION_LABELS = {
 MULTILINE = {"chat_template"}
 # Lists of sentences, which hold commas themselves: one item per line.
 LINE_LISTS = {"prompts", "sample_prompts"}
-
-
-@functools.cache
-def field_docs(cls) -> dict[str, str]:
-    """The docstring under each dataclass field (the litgpt/jsonargparse convention), the ones a config
-    inherits from its bases included; a subclass's own doc of a field wins."""
-    docs = {}
-    for klass in reversed(cls.__mro__):
-        if dataclasses.is_dataclass(klass):
-            docs |= _own_field_docs(klass)
-    return docs
-
-
-def _own_field_docs(cls) -> dict[str, str]:
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    docs = {}
-    for node, following in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str)):
-            docs[node.target.id] = following.value.value.strip()
-    return docs
 
 
 def _form_field(stage_options: dict, f: dataclasses.Field, hint, doc: str) -> forms.Field:

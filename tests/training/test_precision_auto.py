@@ -16,13 +16,10 @@ from training.config import ConfigError, PretrainConfig
 from training.sft_config import SftConfig
 
 
-@pytest.mark.parametrize(("config", "default"), [
-    (PretrainConfig, "fp32"), (SftConfig, "auto"), (ClassifyConfig, "fp32"),
-])
-def test_every_stage_takes_auto(config: type, default: str):
+@pytest.mark.parametrize("config", [PretrainConfig, SftConfig, ClassifyConfig])
+def test_every_stage_takes_auto_and_defaults_to_it(config: type):
     assert "auto" in config.PRECISIONS
-    # Pretrain and classify keep fp32 until the lab's forms offer auto (issue 12).
-    assert {f.name: f.default for f in dataclasses.fields(config)}["precision"] == default
+    assert {f.name: f.default for f in dataclasses.fields(config)}["precision"] == "auto"
 
 
 def test_pretrain_takes_auto(corpus, tokenizer_path, run_dir: Path):
