@@ -22,6 +22,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Pr
 from transformers.utils import logging as hf_logging
 
 from training import presets
+from training.base_model import load_base_model
 from training.checkpoint import load_for_resume, resolve_checkpoint, save_checkpoint
 from training.config import ConfigError, PretrainConfig, require_file
 from training.data import (
@@ -32,7 +33,6 @@ from training.data import (
     val_batch_indices,
 )
 from training.events import Reporter
-from training.base_model import load_base_model
 from training.runtime import autocast_for, pick_device, resolve_precision, seed_everything
 from training.stage_shape import setup_then_fit
 from training.tokenizer import load_tokenizer

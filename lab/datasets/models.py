@@ -64,6 +64,9 @@ class Upload(models.Model):
     received = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.received} of {self.size} bytes)"
+
     @property
     def part_path(self):
         return settings.LAB_DATA_DIR / "uploads" / f"{self.id}.part"

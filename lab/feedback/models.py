@@ -120,6 +120,9 @@ class Assignment(models.Model):
         ]
         indexes = [models.Index(fields=["annotator", "done", "skipped"])]
 
+    def __str__(self) -> str:
+        return f"item {self.item_id} for {self.annotator_id}"
+
     @property
     def left(self) -> str:
         return self.shown_order[0]
@@ -155,6 +158,9 @@ class Vote(models.Model):
             models.CheckConstraint(condition=Q(seconds__gte=0), name="vote_seconds_not_negative"),
             models.CheckConstraint(condition=Q(strength="") | Q(label__in=DECISIVE), name="strength_only_for_a_winner"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.label} on item {self.item_id} by {self.annotator_id}"
 
     @property
     def left_won(self) -> bool | None:

@@ -14,7 +14,6 @@ from lab.runs.models import Artifact
 from training import json_limits
 from training.config import ConfigError
 
-
 GENERATION_KEYS = ("prompt_index", "prompt", "model", "sample", "text")
 """What each line of a generate run's responses file holds (training/generate.py writes them)."""
 

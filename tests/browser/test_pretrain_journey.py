@@ -41,7 +41,8 @@ def test_it_trains_live_in_the_browser_with_cancel_and_resume(cast, sample_data,
     run_id = int(view.get_attribute("data-run-id"))
     page.wait_for_function(f"window.__labRuns && window.__labRuns[{run_id}] && window.__labRuns[{run_id}].points >= 4", timeout=120_000)
     seen = _points(page, run_id)
-    page.wait_for_function(f"window.__labRuns && window.__labRuns[{run_id}] && window.__labRuns[{run_id}].points > {seen}", timeout=60_000)  # points arrive live
+    # points arrive live
+    page.wait_for_function(f"window.__labRuns && window.__labRuns[{run_id}] && window.__labRuns[{run_id}].points > {seen}", timeout=60_000)
     assert view.locator(".chart .scatterlayer .trace").count() >= 1
     page.screenshot(path=str(tmp_path / "running.png"), full_page=True)
 

@@ -169,7 +169,8 @@ def test_the_page_and_the_api_save_the_same_config(cast, notebook):
     by_api = dict(cell.config)
     client = Client()
     client.force_login(cast.alice)
-    response = client.post(f"/cells/{cell.pk}/save/", {**{k: v for k, v in by_api.items() if v is not False and v is not None}, "title": "Tiny"})
+    shown = {k: v for k, v in by_api.items() if v is not False and v is not None}
+    response = client.post(f"/cells/{cell.pk}/save/", {**shown, "title": "Tiny"})
     assert response.status_code == 302
     cell.refresh_from_db()
     assert cell.config == by_api

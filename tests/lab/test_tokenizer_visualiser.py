@@ -130,7 +130,7 @@ def test_it_splits_by_offsets_without_losing_or_repeating_a_character():
     pieces, gaps, tail = split_by_offsets(text, [(0, 1), (0, 1), (0, 1), (2, 4), (6, 7), (6, 7)])
     assert pieces == ["東", "", "", "ab", "c", ""]
     assert gaps == ["", "", "", " ", "  ", ""]
-    assert tail == "" and "".join(g + p for g, p in zip(gaps, pieces)) + tail == text
+    assert tail == "" and "".join(g + p for g, p in zip(gaps, pieces, strict=True)) + tail == text
     assert split_by_offsets("ab ", [(0, 2)]) == (["ab"], [""], " ")
     assert split_by_offsets("", []) == ([], [], "")
 

@@ -120,14 +120,14 @@ def iter_blocks(
     that could hold a line over MAX_LINE_BYTES is given line by line, so the error names the same
     line. The first line of a UTF-8 file is a `Line` too (it may start with a byte-order mark).
     Same arguments as iter_lines; memory holds one block and the unfinished line after it."""
-    encoding, body, offset, number = _open_body(stream, file, resume)
+    encoding, body, offset, first_number = _open_body(stream, file, resume)
     if encoding.startswith("utf-8"):
-        for chunk, number in _whole_lines(body.read, _utf8_cut, _utf8_count, file, number):
+        for chunk, number in _whole_lines(body.read, _utf8_cut, _utf8_count, file, first_number):
             yield from _utf8_block(chunk, file, offset, number)
             offset += len(chunk)
         return
     reader = _text_reader(body, encoding)
-    for text, number in _whole_lines(reader.read, _decoded_cut, _decoded_count, file, number):
+    for text, number in _whole_lines(reader.read, _decoded_cut, _decoded_count, file, first_number):
         if len(text) > MAX_LINE_BYTES or _ESCAPED.search(text):
             lines = io.StringIO(text, newline="")
             yield from _decoded_lines(lines, file, encoding, number)  # type: ignore[arg-type]
