@@ -5,7 +5,8 @@ websocket (1011); pages then reconnect with a growing backoff and see nothing li
 after a short blip. Here a consumer keeps its socket: its receive waits for Redis to come back, then
 joins its groups again (a Redis restarted with nothing on disk has forgotten them) and goes on. A
 websocket that connects during the outage is accepted too (its group is joined once Redis is back),
-so a page still gets its replay from the database.
+so a page still gets its replay from the database. Once its groups are joined again, a consumer gets
+a `groups.rejoined` message: what was published meanwhile missed it, and it catches up.
 """
 
 import asyncio
@@ -50,6 +51,9 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
             try:
                 if self.unjoined.get(channel):
                     await self._join_again(channel)
+                    # What the groups carried meanwhile never reached this channel: its consumer
+                    # is told, and catches up from the database (RunConsumer.groups_rejoined).
+                    return {"type": "groups.rejoined"}
                 return await super().receive(channel)
             except (RedisError, OSError) as exc:
                 if not self.unjoined.get(channel):

@@ -33,3 +33,7 @@ class LimitedJsonConsumer(AsyncJsonWebsocketConsumer):
     async def refuse(self, detail: str, **fields):
         """Answer a message the consumer cannot act on."""
         await self.send_json({**fields, "status": 400, "detail": detail})
+
+    async def groups_rejoined(self, message):
+        """The channel layer joined this socket's groups again after a Redis outage (lab/channel_layer.py);
+        what they carried meanwhile never came. A consumer that streams a log catches up here."""

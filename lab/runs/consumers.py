@@ -43,21 +43,30 @@ class RunConsumer(LimitedJsonConsumer):
         # duplicates by seq) instead of never.
         await self.channel_layer.group_add(self.run.group_name, self.channel_name)
         await self.accept()
+        self.sent_seq = after
         async for chunk, state in self._replay(after):
-            await self.send_json({"events": chunk, "run": state, "replay": True})
+            await self._send(chunk, state, replay=True)
 
-    async def _replay(self, after: int):
+    async def _replay(self, after: int, before: int | None = None):
         while True:
-            chunk, state = await database_sync_to_async(self._load)(after)
+            chunk, state = await database_sync_to_async(self._load)(after, before)
             yield chunk, state
             if len(chunk) < REPLAY_CHUNK:
                 return
             after = chunk[-1]["seq"]
 
-    def _load(self, after: int):
+    def _load(self, after: int, before: int | None = None):
         self.run.refresh_from_db()
-        events = [e.as_message() for e in self.run.events.filter(seq__gt=after)[:REPLAY_CHUNK]]
-        return events, run_state(self.run)
+        events = self.run.events.filter(seq__gt=after)
+        if before is not None:
+            events = events.filter(seq__lt=before)
+        return [e.as_message() for e in events[:REPLAY_CHUNK]], run_state(self.run)
+
+    async def _send(self, events: list[dict], state: dict, replay: bool = False):
+        message = {"events": events, "run": state} | ({"replay": True} if replay else {})
+        await self.send_json(message)
+        if events:
+            self.sent_seq = max(self.sent_seq, events[-1]["seq"])
 
     async def disconnect(self, code):
         if hasattr(self, "run"):
@@ -66,5 +75,16 @@ class RunConsumer(LimitedJsonConsumer):
     async def receive_json(self, content, **kwargs):
         await self.refuse("the run's socket only sends; it takes no messages")
 
+    async def groups_rejoined(self, message):
+        """Back in the run's group after a Redis outage: what was published meanwhile, from the database."""
+        async for chunk, state in self._replay(self.sent_seq):
+            await self._send(chunk, state)
+
     async def run_events(self, message):
-        await self.send_json({"events": message["events"], "run": message["run"]})
+        """Live events. What the group did not bring (published while this socket was out of it, as
+        during a Redis outage) is read from the database first: the page never sees a gap."""
+        events = [e for e in message["events"] if e["seq"] > self.sent_seq]
+        if events and events[0]["seq"] > self.sent_seq + 1:
+            async for chunk, state in self._replay(self.sent_seq, before=events[0]["seq"]):
+                await self._send(chunk, state)
+        await self._send(events, message["run"])

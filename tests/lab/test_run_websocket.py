@@ -59,6 +59,24 @@ async def test_it_replays_after_seq_then_streams_live(cast):
     await communicator.disconnect()
 
 
+async def test_events_the_group_did_not_bring_are_read_from_the_database_first(cast):
+    """Published while the socket was out of its group (a Redis outage): the next live batch comes
+    after what it missed, read from the database, so the page never sees a gap."""
+    run = await sync_to_async(_make_run)(cast.team, 2)
+    communicator, connected, _ = await _connect(cast.alice, run.pk)
+    assert connected and [e["seq"] for e in (await communicator.receive_json_from(timeout=5))["events"]] == [1, 2]
+
+    missed = [await sync_to_async(run.append_event)("metric", step=i, values={"loss": 1.0}) for i in (3, 4)]
+    live = await sync_to_async(run.append_event)("metric", step=5, values={"loss": 0.9})
+    await sync_to_async(publish)(run, [missed[1].as_message(), live.as_message()])  # seq 3 never published
+
+    received = []
+    while len(received) < 3:
+        received += [e["seq"] for e in (await communicator.receive_json_from(timeout=5))["events"]]
+    assert received == [3, 4, 5]
+    await communicator.disconnect()
+
+
 async def test_it_replays_long_histories_in_chunks(cast):
     run = await sync_to_async(_make_run)(cast.team, 1203)
     communicator, connected, _ = await _connect(cast.alice, run.pk)
