@@ -44,7 +44,7 @@ def demo_cells():
 
 
 def run_cell(lab: BenchLab, cell, user, **config):
-    from lab.runs.actions import start_cell_run
+    from lab.notebooks.actions import start_cell_run
 
     cell.config = {**cell.config, **config}
     cell.save(update_fields=["config"])
@@ -69,7 +69,7 @@ def event_latencies(lab: BenchLab, cell, user) -> list[float]:
     from django.test import Client
     from websockets.sync.client import connect
 
-    from lab.runs.actions import start_cell_run
+    from lab.notebooks.actions import start_cell_run
 
     client = Client()
     client.force_login(user)

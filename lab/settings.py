@@ -245,9 +245,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # JSON bodies are parsed with a depth limit (lab/api/parsers.py); then DRF's form parsers.
+    # JSON bodies are parsed with a depth limit (lab/parsers.py); then DRF's form parsers.
     "DEFAULT_PARSER_CLASSES": [
-        "lab.api.parsers.JSONParser",
+        "lab.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],

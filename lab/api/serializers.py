@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from lab.datasets.models import Dataset
+from lab.datasets.serializers import DatasetSerializer
 from lab.notebooks.models import Cell, Notebook
 from lab.params import ID_MAX
 from lab.runs.models import Artifact, Run
@@ -9,16 +10,6 @@ from lab.runs.models import Artifact, Run
 def team_id_field(**options) -> serializers.IntegerField:
     """A team's id in a body: a whole number the database can hold (a larger one is a 400, not an overflow)."""
     return serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text="The id of one of your teams.", **options)
-
-
-class DatasetSerializer(serializers.ModelSerializer):
-    """A dataset; only its name and description can be changed."""
-
-    class Meta:
-        model = Dataset
-        fields = ["id", "team", "name", "description", "kind", "format", "size_bytes", "sha256", "n_records", "stats",
-                  "created_at"]
-        read_only_fields = [f for f in fields if f not in ("name", "description")]
 
 
 class UploadedDatasetSerializer(DatasetSerializer):

@@ -18,7 +18,6 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
 from lab import access
-from lab.api.parsers import JSONParser
 from lab.api.serializers import ArtifactSerializer, UploadedDatasetSerializer, team_id_field
 from lab.datasets.models import Dataset, Upload
 from lab.datasets.uploads import (
@@ -28,6 +27,7 @@ from lab.datasets.uploads import (
     discard_upload,
     start_upload,
 )
+from lab.parsers import JSONParser
 from lab.runs.base_models import import_model_archive
 
 CHUNK_BYTES = 8 * 1024 * 1024

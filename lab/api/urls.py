@@ -6,9 +6,9 @@ from rest_framework.routers import DefaultRouter
 
 from lab.accounts.throttling import FailedLoginThrottle
 from lab.api import views
-from lab.api.parsers import JSONParser
 from lab.api.uploads import UploadViewSet
 from lab.feedback.api import CampaignViewSet
+from lab.parsers import JSONParser
 
 router = DefaultRouter()
 router.register("datasets", views.DatasetViewSet, basename="api-dataset")

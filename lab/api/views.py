@@ -9,12 +9,13 @@ from rest_framework.response import Response
 
 from lab import access
 from lab.api import serializers as s
-from lab.api.parsers import JSONParser
 from lab.datasets.actions import create_dataset_from_chunks, delete_dataset
 from lab.datasets.views import dataset_response
+from lab.notebooks.actions import start_cell_run
 from lab.notebooks.forms import bind_config
 from lab.notebooks.models import Cell, Notebook
-from lab.runs.actions import cancel_run, resume_run, start_cell_run
+from lab.parsers import JSONParser
+from lab.runs.actions import cancel_run, resume_run
 from lab.runs.views import artifact_response, stored_events
 from training.config import ConfigError
 

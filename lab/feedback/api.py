@@ -24,8 +24,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from lab import access
-from lab.api.parsers import JSONParser
-from lab.api.serializers import DatasetSerializer
+from lab.datasets.serializers import DatasetSerializer
 from lab.feedback import actions, judging
 from lab.feedback.access import (
     campaigns_for_user,
@@ -38,6 +37,7 @@ from lab.feedback.export import BOTH_BAD_POLICIES, NothingToExport, export_campa
 from lab.feedback.items import ItemErrors, read_pairs_jsonl
 from lab.feedback.judging import SkipSerializer, VoteSerializer
 from lab.feedback.models import MAX_ID, MAX_OVERLAP, Campaign
+from lab.parsers import JSONParser
 from lab.runs.models import Run
 
 

@@ -7,12 +7,10 @@ when an upstream cell's current output is no longer the one its current run used
 
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from lab.datasets.models import Dataset
 from lab.notebooks.cell_kinds import CELL_KINDS, InputSpec
 from lab.notebooks.models import Cell
-from lab.runs.models import Artifact, Run, Status
+from lab.runs.models import Artifact, Status
 from training.config import ConfigError
 
 # A view of the declarations (lab/notebooks/cell_kinds.py) for lab/runs/actions.py: kind → (stage, queue).
@@ -71,13 +69,6 @@ def corpus_of(cell: Cell) -> Dataset | None:
     if run is None or run.status != Status.SUCCEEDED:
         return None
     return texts.filter(source_run=run).first()
-
-
-def deleted_inputs(run: Run) -> list[str]:
-    """Keys of the run's dataset inputs whose dataset was deleted since: the run keeps the record, not the data."""
-    used = [(key, value["id"]) for key, value in run.frozen_inputs() if value.get("kind") == "dataset"]
-    present = set(Dataset.objects.filter(team=run.team_id, pk__in=[pk for _, pk in used]).values_list("pk", flat=True))
-    return [key for key, pk in used if pk not in present]
 
 
 def _ids(value) -> list:
@@ -167,5 +158,3 @@ def training_config(cell: Cell, inputs: dict, output_dir: str):
     return config
 
 
-def run_output_dir(run_id: int) -> str:
-    return str(settings.LAB_DATA_DIR / "runs" / str(run_id))

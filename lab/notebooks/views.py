@@ -19,13 +19,13 @@ from lab.access import (
 )
 from lab.feedback.items import ItemErrors
 from lab.notebooks import estimates
+from lab.notebooks.actions import start_cell_run
 from lab.notebooks.annotate import campaigns_of, generation_record, start_campaign
 from lab.notebooks.cell_kinds import CELL_KINDS
 from lab.notebooks.form_layout import sections
 from lab.notebooks.forms import FORMS
 from lab.notebooks.kinds import cell_output, stale_inputs
 from lab.notebooks.models import Cell, Notebook
-from lab.runs.actions import start_cell_run
 from training.config import ConfigError
 
 

@@ -4,7 +4,6 @@ import functools
 import logging
 import subprocess
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 
 from django.conf import settings
@@ -12,8 +11,6 @@ from django.db import transaction
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from lab.notebooks.kinds import RUNNABLE, resolve_and_freeze_inputs, run_output_dir, training_config
-from lab.notebooks.models import Cell
 from lab.runs.models import RESUMABLE, Run, Status
 from lab.runs.streaming import publish
 from lab.task_client import client
@@ -80,29 +77,13 @@ def publish_on_commit(run: Run, event) -> None:
     transaction.on_commit(lambda: publish(run, [message]))
 
 
-def start_cell_run(cell: Cell, user) -> Run:
-    """Freeze the cell's config and inputs into a new queued run. Raises ConfigError before creating anything."""
-    if cell.kind not in RUNNABLE:
-        raise ConfigError("kind", f"a {cell.get_kind_display().lower()} cell has nothing to run")
-    if cell.current_run and cell.current_run.is_active:
-        raise ConfigError("run", "this cell is already running: cancel it first")
-    stage, queue = RUNNABLE[cell.kind]
-    inputs, frozen = resolve_and_freeze_inputs(cell)
-    # Built and checked once; the run's own folder is known only once the run exists.
-    config = asdict(training_config(cell, inputs, output_dir=PENDING_OUTPUT_DIR))
-    return create_run(cell.notebook.team, stage, queue, config, frozen, user, cell=cell)
-
-
-PENDING_OUTPUT_DIR = "/pending"
-
-
-def create_run(team, stage: str, queue: str, config: dict, inputs: dict, user, cell: Cell | None = None) -> Run:
+def create_run(team, stage: str, queue: str, config: dict, inputs: dict, user, cell=None) -> Run:
     """A queued run of `stage` with a checked `config` (its output_dir becomes the run's folder) and the
     frozen `inputs`, sent to `queue` once the transaction commits; the cell's current run, if a cell ran."""
     with transaction.atomic():
         run = Run.objects.create(team=team, cell=cell, stage=stage, queue=queue, config={}, inputs=inputs,
                                  code_version=code_version(), created_by=user)
-        run.config = {**config, "output_dir": run_output_dir(run.pk)}
+        run.config = {**config, "output_dir": str(run.output_dir)}
         run.save(update_fields=["config"])
         if cell is not None:
             cell.current_run = run

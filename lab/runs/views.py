@@ -10,13 +10,20 @@ from django.views.decorators.http import require_POST
 
 from lab import params
 from lab.access import artifacts_for_user, get_artifact_for_user, get_run_for_user
-from lab.notebooks.kinds import deleted_inputs
+from lab.datasets.models import Dataset
 from lab.runs.actions import cancel_run, resume_run
 from lab.runs.models import Artifact, Run
 from lab.runs.streaming import run_state
 from lab.runs.tokenizers import describe_tokenizer, encode_with_artifact
 from training.config import ConfigError
 from training.model_files import not_safetensors
+
+
+def deleted_inputs(run: Run) -> list[str]:
+    """Keys of the run's dataset inputs whose dataset was deleted since: the run keeps the record, not the data."""
+    used = [(key, value["id"]) for key, value in run.frozen_inputs() if value.get("kind") == "dataset"]
+    present = set(Dataset.objects.filter(team=run.team_id, pk__in=[pk for _, pk in used]).values_list("pk", flat=True))
+    return [key for key, pk in used if pk not in present]
 
 
 @login_required

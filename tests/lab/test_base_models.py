@@ -128,8 +128,8 @@ def _cells_on(cast, model, **datasets):
 
 def test_cells_refuse_the_wrong_data_and_a_context_too_long_before_anything_is_queued(cast, model_folder, sample_data):
     from lab.datasets.actions import create_dataset_from_path
+    from lab.notebooks.actions import start_cell_run
     from lab.notebooks.models import Cell
-    from lab.runs.actions import start_cell_run
     from lab.runs.base_models import register_model_folder
     from lab.runs.models import Run
     from training.config import ConfigError

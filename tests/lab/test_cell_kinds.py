@@ -54,7 +54,7 @@ def test_every_kind_has_its_template_partial():
 @pytest.mark.django_db
 def test_running_a_cell_resolves_each_input_once_and_the_run_owns_its_folder(cast, sample_data, settings, monkeypatch):
     from lab.notebooks import kinds
-    from lab.runs.actions import start_cell_run
+    from lab.notebooks.actions import start_cell_run
     from tests.builders import shakespeare_notebook
 
     cells = shakespeare_notebook(cast.team, cast.alice, sample_data["corpora/tinyshakespeare.txt"])

@@ -8,8 +8,8 @@ from django.test import Client
 
 from lab.datasets.actions import create_dataset_from_path
 from lab.datasets.models import Dataset
+from lab.notebooks.actions import start_cell_run
 from lab.notebooks.models import Cell, Notebook
-from lab.runs.actions import start_cell_run
 from lab.runs.models import Status
 from tests.builders import run_status
 from tests.conftest import wait_for

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lab.datasets.actions import create_dataset_from_path
+from lab.notebooks.actions import start_cell_run
 from lab.notebooks.models import Cell, Notebook
-from lab.runs.actions import start_cell_run
 from lab.runs.base_models import register_model_folder
 from lab.runs.models import Artifact, Run, Status
 from tests.builders import brought_model, run_status, seqs

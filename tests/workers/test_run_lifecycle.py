@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
+from lab.notebooks.actions import start_cell_run
 from lab.notebooks.models import Cell
-from lab.runs.actions import cancel_run, resume_run, start_cell_run
+from lab.runs.actions import cancel_run, resume_run
 from lab.runs.models import Artifact, Run, Status
 from tests.builders import losses, run_status, seqs, shakespeare_notebook
 from tests.conftest import wait_for

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.runs.actions import start_cell_run
+from lab.notebooks.actions import start_cell_run
 from lab.runs.models import Run, Status
 from tests.builders import run_status, shakespeare_notebook
 from tests.conftest import wait_for
