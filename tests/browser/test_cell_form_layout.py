@@ -5,7 +5,7 @@ and help text without raw backticks."""
 import pytest
 
 from lab.notebooks.models import Cell
-from tests.browser.pages import log_in
+from tests.browser.pages import open_page
 from tests.builders import shakespeare_notebook
 from tests.conftest import PASSWORD
 
@@ -18,11 +18,7 @@ def test_basic_fields_first_the_rest_under_a_collapsed_advanced_with_changes_mar
     sft = Cell.objects.create(notebook=cells["notebook"], position=3, kind=Cell.Kind.SFT, title="Chat tune",
                               config={"model_cell": cells["pretrain"].pk, "method": "lora", "lora_r": 16, "beta2": 0.98})
     base_url = processes.web()
-    page = browser.new_page(viewport={"width": 1280, "height": 2400})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    log_in(page, base_url, "carol", PASSWORD)
-    page.goto(f"{base_url}/notebooks/{cells['notebook'].pk}/")
+    page, errors = open_page(browser, base_url, f"/notebooks/{cells['notebook'].pk}/", "carol", PASSWORD, height=2400)
     page.screenshot(path=str(tmp_path / "notebook.png"), full_page=True)
     print(f"screenshot: {tmp_path / 'notebook.png'}")
 

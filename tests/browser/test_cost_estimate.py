@@ -3,7 +3,7 @@ why, and the numbers come back once the value is good."""
 
 import pytest
 
-from tests.browser.pages import log_in
+from tests.browser.pages import open_page
 from tests.builders import shakespeare_notebook
 from tests.conftest import PASSWORD
 
@@ -13,11 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 def test_a_refused_value_greys_the_estimate_and_names_the_field(cast, sample_data, processes, browser, tmp_path):
     cells = shakespeare_notebook(cast.team, cast.alice, sample_data["corpora/tinyshakespeare.txt"])
     base_url = processes.web()
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    log_in(page, base_url, "carol", PASSWORD)
-    page.goto(f"{base_url}/notebooks/{cells['notebook'].pk}/")
+    page, errors = open_page(browser, base_url, f"/notebooks/{cells['notebook'].pk}/", "carol", PASSWORD)
     cell = page.locator(f"#cell-{cells['pretrain'].pk}")
     estimate, problem = cell.locator("[data-role=estimate]"), cell.locator("[data-role=estimate-error]")
     tokens_per_step = estimate.locator("[data-est=tokens_per_step]")

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from lab.notebooks.models import Notebook
-from tests.browser.pages import log_in
+from tests.browser.pages import open_page
 from tests.conftest import PASSWORD
 from tests.lab.test_tokenizer_visualiser import add_tokenizer, trained  # noqa: F401 (a fixture)
 
@@ -23,11 +23,7 @@ def test_it_colours_the_typed_text_under_two_tokenizers_as_the_user_types(
     bpe = add_tokenizer(cast.team, cast.alice, trained, "bpe", notebook)
     wordpiece = add_tokenizer(cast.team, cast.alice, trained, "wordpiece", notebook)
     base_url = processes.web()
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    log_in(page, base_url, "carol", PASSWORD)
-    page.goto(f"{base_url}/notebooks/{notebook.pk}/")
+    page, errors = open_page(browser, base_url, f"/notebooks/{notebook.pk}/", "carol", PASSWORD)
 
     box = page.locator(f"#cell-{bpe.run.cell_id} .tokenizer-box")
     mine, other = box.locator("[data-role=this-tokenizer]"), box.locator("[data-role=other-tokenizer]")

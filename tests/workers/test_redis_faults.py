@@ -4,7 +4,6 @@ and a Redis of the test's own (never the shared one that other tests use): it is
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,10 +11,12 @@ import threading
 import time
 
 import pytest
+import redis
 import requests
 from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
+from lab.devstack import redis_server_binary
 from lab.notebooks.models import Cell
 from lab.runs.models import Run, Status
 from tests.builders import losses, run_status, seqs, shakespeare_notebook
@@ -42,11 +43,8 @@ class OwnRedis:
         self.proc = None
 
     def start(self):
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("no redis-server on PATH")
         log = open(self.log_dir / "own-redis.log", "ab")
-        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        self.proc = subprocess.Popen([redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no"], stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: _port_open(self.port), timeout=10, interval=0.05, what="redis-server to listen")
 
@@ -55,8 +53,8 @@ class OwnRedis:
         self.proc.wait(timeout=10)
         wait_for(lambda: not _port_open(self.port), timeout=10, interval=0.05, what="redis-server to stop")
 
-    def cli(self, *args: str) -> str:
-        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=10).stdout
+    def flushall(self) -> None:
+        redis.Redis.from_url(self.url).flushall()
 
 
 @pytest.fixture
@@ -226,7 +224,7 @@ def test_a_queued_run_whose_message_was_lost_starts_within_the_bound(cast, sampl
     assert run_status(flushed) == Status.QUEUED
     assert flushed.events.count() == 1, "a message waiting in its queue was sent again"
 
-    own_redis.cli("FLUSHALL")  # Redis loses its data, as a restart with nothing on disk does
+    own_redis.flushall()  # Redis loses its data, as a restart with nothing on disk does
     held = Run.objects.get(pk=api.start(_tokenizer_cell(cells)).json()["id"])
     _kill_holding_a_message(own_redis.url, "cpu")  # unacknowledged for the visibility timeout: 12 h here
     lost_at = time.time()
