@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "lab.accounts",
     "lab.datasets",
     "lab.runs",
+    "lab.hub",
     "lab.notebooks",
     "lab.feedback",
 ]

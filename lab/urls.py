@@ -6,8 +6,9 @@ from django.views.generic import RedirectView
 
 from lab.accounts import views as accounts
 from lab.datasets import views as datasets
+from lab.hub import downloads, inference, tokenizer_views
+from lab.hub import views as hub
 from lab.notebooks import views as notebooks
-from lab.runs import inference, model_views
 from lab.runs import views as runs
 
 
@@ -35,16 +36,16 @@ urlpatterns = [
     path("datasets/<int:pk>/edit/", datasets.dataset_edit, name="dataset-edit"),
     path("datasets/<int:pk>/download/", datasets.dataset_download, name="dataset-download"),
     path("datasets/<int:pk>/delete/", datasets.dataset_delete, name="dataset-delete"),
-    path("models/", model_views.model_list, name="model-list"),
-    path("models/<int:pk>/", model_views.model_detail, name="model-detail"),
+    path("models/", hub.model_list, name="model-list"),
+    path("models/<int:pk>/", hub.model_detail, name="model-detail"),
     path("models/<int:pk>/classify/", inference.classify, name="model-classify"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),
     path("runs/<int:pk>/events/", runs.run_events, name="run-events"),
-    path("artifacts/<int:pk>/download/", runs.artifact_download, name="artifact-download"),
-    path("artifacts/<int:pk>/encode/", runs.tokenizer_encode, name="tokenizer-encode"),
-    path("artifacts/<int:pk>/compare-options/", runs.tokenizer_compare_options, name="tokenizer-compare-options"),
+    path("artifacts/<int:pk>/download/", downloads.artifact_download, name="artifact-download"),
+    path("artifacts/<int:pk>/encode/", tokenizer_views.tokenizer_encode, name="tokenizer-encode"),
+    path("artifacts/<int:pk>/compare-options/", tokenizer_views.tokenizer_compare_options, name="tokenizer-compare-options"),
     path("campaigns/", include("lab.feedback.urls")),
     path("api/", include("lab.api.urls")),
 ]

@@ -27,8 +27,8 @@ from lab.datasets.uploads import (
     discard_upload,
     start_upload,
 )
+from lab.hub.base_models import import_model_archive
 from lab.parsers import JSONParser
-from lab.runs.base_models import import_model_archive
 
 CHUNK_BYTES = 8 * 1024 * 1024
 """The chunk size the browser uses; any size works."""

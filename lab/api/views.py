@@ -11,12 +11,13 @@ from lab import access
 from lab.api import serializers as s
 from lab.datasets.actions import create_dataset_from_chunks, delete_dataset
 from lab.datasets.views import dataset_response
+from lab.hub.downloads import artifact_response
 from lab.notebooks.actions import start_cell_run
 from lab.notebooks.forms import bind_config
 from lab.notebooks.models import Cell, Notebook
 from lab.parsers import JSONParser
 from lab.runs.actions import cancel_run, resume_run
-from lab.runs.views import artifact_response, stored_events
+from lab.runs.views import stored_events
 from training.config import ConfigError
 
 

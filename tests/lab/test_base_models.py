@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from lab.runs.base_models import register_model_folder
+from lab.hub.base_models import register_model_folder
 from lab.runs.models import Artifact
 
 pytestmark = pytest.mark.django_db
@@ -128,9 +128,9 @@ def _cells_on(cast, model, **datasets):
 
 def test_cells_refuse_the_wrong_data_and_a_context_too_long_before_anything_is_queued(cast, model_folder, sample_data):
     from lab.datasets.actions import create_dataset_from_path
+    from lab.hub.base_models import register_model_folder
     from lab.notebooks.actions import start_cell_run
     from lab.notebooks.models import Cell
-    from lab.runs.base_models import register_model_folder
     from lab.runs.models import Run
     from training.config import ConfigError
 
@@ -179,9 +179,9 @@ def _defaults(cell) -> dict:
 
 def test_a_pretrain_cell_with_a_base_model_continues_from_its_weights_and_tokenizer(cast, model_folder, sample_data):
     from lab.datasets.actions import create_dataset_from_path
+    from lab.hub.base_models import register_model_folder
     from lab.notebooks.kinds import resolve_inputs, training_config
     from lab.notebooks.models import Cell
-    from lab.runs.base_models import register_model_folder
 
     model = register_model_folder(cast.team, model_folder, "tiny chat", cast.alice)
     corpus = create_dataset_from_path(cast.team, cast.alice, sample_data["corpora/tinyshakespeare.txt"])

@@ -17,9 +17,9 @@ from tokenizers import Tokenizer
 
 from lab.accounts.actions import add_member
 from lab.accounts.models import Role
+from lab.hub.tokenizers import split_by_offsets
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.models import Artifact, Run
-from lab.runs.tokenizers import split_by_offsets
 from tests.training.helpers import FakeReporter
 from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE, TokenizerConfig
 from training.tokenizer import train_tokenizer

@@ -10,10 +10,10 @@ from django.test import Client
 
 from lab.datasets.actions import create_dataset_from_path
 from lab.feedback.models import Campaign
+from lab.hub.base_models import register_model_folder
 from lab.notebooks.actions import start_cell_run
 from lab.notebooks.models import Cell, Notebook
 from lab.queues import INFERENCE_QUEUE
-from lab.runs.base_models import register_model_folder
 from lab.runs.models import Artifact, Status
 from tests.builders import brought_model, run_status
 from tests.conftest import wait_for

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from lab.datasets.actions import create_dataset_from_path
+from lab.hub.base_models import register_model_folder
 from lab.notebooks.actions import start_cell_run
 from lab.notebooks.models import Cell, Notebook
-from lab.runs.base_models import register_model_folder
 from lab.runs.models import Artifact, Run, Status
 from tests.builders import brought_model, run_status, seqs
 from tests.conftest import wait_for

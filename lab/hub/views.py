@@ -8,9 +8,9 @@ from django.shortcuts import redirect, render
 from lab.access import artifacts_for_user, get_artifact_for_user, working_teams
 from lab.accounts.models import Team
 from lab.datasets.ingest import IngestError
-from lab.runs.base_models import register_model_folder
+from lab.hub.base_models import register_model_folder
+from lab.hub.downloads import training_state_files
 from lab.runs.models import Artifact
-from lab.runs.views import training_state_files
 from training.config import ConfigError
 from training.model_info import inspect_model
 
