@@ -11,6 +11,7 @@ from lab.datasets.models import Dataset
 from lab.notebooks.cell_kinds import CELL_KINDS, InputSpec
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact, Status
+from lab.runs.outputs import clean_split
 from training.config import ConfigError
 
 # A view of the declarations (lab/notebooks/cell_kinds.py) for lab/runs/actions.py: kind → (stage, queue).
@@ -68,7 +69,7 @@ def corpus_of(cell: Cell) -> Dataset | None:
     run = cell.current_run
     if run is None or run.status != Status.SUCCEEDED:
         return None
-    return texts.filter(source_run=run).first()
+    return clean_split(run, "train")
 
 
 def _ids(value) -> list:

@@ -26,6 +26,7 @@ from lab.notebooks.form_layout import sections
 from lab.notebooks.forms import FORMS
 from lab.notebooks.kinds import cell_output, stale_inputs
 from lab.notebooks.models import Cell, Notebook
+from lab.runs.outputs import clean_split
 from training.config import ConfigError
 
 
@@ -108,7 +109,7 @@ def clean_report(cell: Cell, output=None) -> dict | None:
     report = event.data.get("metadata", {})
     rules = [{"rule": rule.replace("_", " "), "removed": n, "examples": report.get("examples", {}).get(rule, [])}
              for rule, n in report.get("removed", {}).items()]
-    return {**report, "rules": rules}
+    return {**report, "rules": rules, "validation": clean_split(run, "validation")}
 
 
 @login_required

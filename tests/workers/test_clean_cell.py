@@ -1,6 +1,7 @@
-"""A clean cell runs on a real worker: its cleaned corpus becomes a new version of the dataset, and
-the next cell trains a tokenizer on it."""
+"""A clean cell runs on a real worker: its cleaned corpus becomes a new version of the dataset, its
+validation split a dataset of its own, and the next cell trains a tokenizer on the train split."""
 
+import json
 from html import unescape
 
 import pytest
@@ -41,9 +42,13 @@ def test_a_clean_cell_makes_a_new_dataset_version_that_the_tokenizer_reads(cast,
 
     clean_run = _finish(clean, cast.alice)
 
-    cleaned = Dataset.objects.get(source_run=clean_run)
+    cleaned, validation = (Dataset.objects.get(source_run=clean_run, path__endswith=name) for name in ("/train.jsonl", "/validation.jsonl"))
     report = clean_run.events.get(type="artifact").data["metadata"]
     assert cleaned.parent == source and cleaned.kind == "text"
+    # The held-out split is a text dataset of its own, from the same source, with no text of the train split.
+    assert validation.parent == source and validation.kind == "text" and validation.n_records == report["split"]["validation"]
+    held_out = {json.loads(line)["text"] for line in validation.absolute_path.open()}
+    assert len(held_out) == validation.n_records and not held_out & {json.loads(line)["text"] for line in cleaned.absolute_path.open()}
     assert report["documents_in"] == 2 * 7222
     # The second copy is gone whole: what the filters kept of it, exact dedup removed.
     assert report["documents_kept"] < 7222 and report["removed"]["exact_duplicate"] > 5000
@@ -60,3 +65,4 @@ def test_a_clean_cell_makes_a_new_dataset_version_that_the_tokenizer_reads(cast,
     page.force_login(cast.alice)
     html = unescape(page.get(f"/notebooks/{notebook.pk}/").content.decode())
     assert "exact duplicate" in html and f"/datasets/{cleaned.pk}/" in html and cleaned.name in html
+    assert f"/datasets/{validation.pk}/" in html and validation.name in html
