@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from training.checkpoint_layout import resolve_checkpoint
 from training.config import TimedCheckpoints, TrainingLoopConfig, _check_chat_template, own_fields_first
 from training.config_checks import (
     ConfigError,
@@ -16,7 +17,6 @@ from training.config_checks import (
     require_at_least_one,
     require_choice,
     require_not_negative,
-    resolve_resume,
 )
 from training.dataset_files import check_format, require_dataset_file, require_kind
 from training.lora_targets import ALL_LINEAR, check_target_modules
@@ -29,9 +29,25 @@ SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+@dataclass(kw_only=True)
+class LoraFields:
+    """The LoRA adapter's fields, for every stage that fine-tunes a model with a `lora` method (sft,
+    reward, …): declared and documented once. The stage checks them with `check_lora` and, where
+    adapters are asked for, `check_target_modules`."""
+
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: float = 32.0
+    """LoRA scaling numerator: adapters are scaled by `lora_alpha / lora_r`."""
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA adapters' input, in [0, 1)."""
+    lora_target_modules: list[str] = field(default_factory=lambda: [ALL_LINEAR])
+    """Linear layers that get adapters, by name (`q_proj`, `v_proj`), or `all-linear`."""
+
+
 @own_fields_first
 @dataclass(kw_only=True)
-class SftConfig(TimedCheckpoints, TrainingLoopConfig):
+class SftConfig(TimedCheckpoints, TrainingLoopConfig, LoraFields):
     """Supervised fine-tuning of a causal LM on conversations, with trl's SFTTrainer."""
 
     PRECISIONS: ClassVar[tuple[str, ...]] = PRECISIONS
@@ -47,14 +63,6 @@ class SftConfig(TimedCheckpoints, TrainingLoopConfig):
     method: str = "full"
     """`full`: every weight trains. `lora`: low-rank adapters, the base frozen. `qlora`: LoRA on
     a 4-bit base (a GPU and bitsandbytes only)."""
-    lora_r: int = 16
-    """LoRA rank."""
-    lora_alpha: float = 32.0
-    """LoRA scaling numerator: adapters are scaled by `lora_alpha / lora_r`."""
-    lora_dropout: float = 0.05
-    """Dropout on the LoRA adapters' input, in [0, 1)."""
-    lora_target_modules: list[str] = field(default_factory=lambda: [ALL_LINEAR])
-    """Linear layers that get adapters, by name (`q_proj`, `v_proj`), or `all-linear`."""
     merge_lora: bool = True
     """LoRA: the artifact is the base with the adapters merged in (`merged/`), the adapter kept in
     `adapter/` beside it; false: the artifact is the adapter alone."""
@@ -125,7 +133,7 @@ class SftConfig(TimedCheckpoints, TrainingLoopConfig):
         require_dataset_file("dataset_path", self.dataset_path)
         require_kind(self.dataset_path, self.dataset_format, "sft", "sft")
         if self.resume_from is not None:
-            resolve_resume(self.resume_from)
+            resolve_checkpoint(self.resume_from)
 
     @property
     def uses_lora(self) -> bool:

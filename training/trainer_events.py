@@ -70,9 +70,13 @@ class ReporterCallback(TrainerCallback):
         tokens_offset: int = 0,
         on_cuda: bool = False,
         eval_values: EvalValues = language_model_eval,
+        log_keys: dict[str, str] | None = None,
     ) -> None:
         self.reporter = reporter
         self.eval_values = eval_values
+        self.log_keys = log_keys or {}
+        """A trainer's own training-log keys passed on as metric values, under the lab's name
+        (`{"accuracy": "accuracy"}` for the reward stage's pairwise accuracy)."""
         self.summary = summary
         self.sampler = sampler
         self.checkpoint_every_s = checkpoint_every_minutes * 60
@@ -135,6 +139,7 @@ class ReporterCallback(TrainerCallback):
         }
         if "mean_token_accuracy" in logs:
             values["token_accuracy"] = logs["mean_token_accuracy"]
+        values.update({name: logs[key] for key, name in self.log_keys.items() if key in logs})
         if self._interval_start is not None:
             seconds = now - self._interval_start - self._paused_s
             values["tokens_per_s"] = (tokens - self._tokens_at_interval_start) / max(seconds, 1e-9)
