@@ -25,15 +25,15 @@ import datasets
 import torch
 from datasets import Dataset
 from peft import LoraConfig, PeftModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, PrinterCallback, Trainer
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, PrinterCallback
 from transformers.utils import logging as hf_logging
 from trl import SFTConfig, SFTTrainer
 from trl.chat_template_utils import get_training_chat_template
 
 from training.base_model import load_base_model, load_base_tokenizer
 from training.chat_templates import marked_template
-from training.checkpoint_layout import resolve_checkpoint
 from training.config import ConfigError
+from training.config_checks import resolve_resume
 from training.dataset_files import read_records
 from training.events import Reporter
 from training.model_info import ModelInfo
@@ -87,7 +87,7 @@ def setup(cfg: SftConfig, reporter: Reporter) -> SftRun:
     datasets.disable_progress_bars()  # trl's tokenizing maps would fill stderr with bars
     device = pick_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    resume_dir = resolve_checkpoint(cfg.resume_from) if cfg.resume_from else None
+    resume_dir = resolve_resume(cfg.resume_from) if cfg.resume_from else None
 
     tokenizer = load_base_tokenizer(cfg.base_model)
     if cfg.chat_template:
@@ -303,9 +303,10 @@ def export(run: SftRun) -> tuple[Path, dict[str, Any]]:
     """The artifact folder and its metadata. Full: the final checkpoint. LoRA: `adapter/`, and
     `merged/` (base + adapter as one model) unless `merge_lora` is off."""
     cfg, trainer = run.cfg, run.trainer
+    step = trainer.state.global_step
     metadata: dict[str, Any] = {
         "method": cfg.method,
-        "step": trainer.state.global_step,
+        "step": step,
         "base_model": {
             "path": cfg.base_model, "architecture": run.info.architecture, "params": run.info.parameters,
             "context_length": run.info.context_length,
@@ -315,33 +316,26 @@ def export(run: SftRun) -> tuple[Path, dict[str, Any]]:
         "trainable_params": run.callback.summary["trainable_params"],
         "params": run.callback.summary["params"],
         "loss_on": run.loss_mode,
+        "merged": False,
     }
-    folder, saved = export_weights(trainer, run.tokenizer, cfg.output_dir, cfg.method, cfg.base_model, cfg.merge_lora)
-    return folder, metadata | saved
+    if not cfg.uses_lora:
+        return checkpoint_folder(cfg.output_dir, step).resolve(), metadata
+    out = Path(cfg.output_dir)
+    adapter = _write_atomically(out / "adapter", lambda tmp: _save(trainer.model, run.tokenizer, tmp))
+    metadata["adapter_path"] = str(adapter)
+    if not cfg.merge_lora:
+        return adapter, metadata
+    merged = _write_atomically(out / "merged", lambda tmp: _save(merge(run, adapter), run.tokenizer, tmp))
+    return merged, metadata | {"merged": True}
 
 
-def export_weights(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, output_dir: str, method: str, base_model: str,
-                   merge_lora: bool) -> tuple[Path, dict[str, Any]]:
-    """The trained model's folder, for every stage that fine-tunes with a Trainer (full, lora or
-    qlora), and what it is (`merged`, `adapter_path`). Full: the final checkpoint. LoRA: `adapter/`,
-    and `merged/` (base + adapter as one model) unless `merge_lora` is off."""
-    if method == "full":
-        return checkpoint_folder(output_dir, trainer.state.global_step).resolve(), {"merged": False}
-    out = Path(output_dir)
-    adapter = _write_atomically(out / "adapter", lambda tmp: _save(trainer.model, tokenizer, tmp))
-    if not merge_lora:
-        return adapter, {"merged": False, "adapter_path": str(adapter)}
-    merged = _write_atomically(out / "merged", lambda tmp: _save(merge(trainer.model, method, base_model, adapter), tokenizer, tmp))
-    return merged, {"merged": True, "adapter_path": str(adapter)}
-
-
-def merge(model: PeftModel, method: str, base_model: str, adapter: Path) -> PreTrainedModel:
+def merge(run: SftRun, adapter: Path) -> PreTrainedModel:
     """Base + adapter as one plain model. A 4-bit base is reloaded in bf16 first: merging into
     quantized weights would round the adapter away."""
-    if method == "qlora":
-        base, _ = load_base_model(base_model, dtype=torch.bfloat16)
+    if run.cfg.method == "qlora":
+        base, _ = load_base_model(run.cfg.base_model, dtype=torch.bfloat16)
         return PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    return model.merge_and_unload()
+    return run.trainer.model.merge_and_unload()
 
 
 def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
