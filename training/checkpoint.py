@@ -1,12 +1,13 @@
-"""Checkpoints: `output_dir/step-000200/`, a Hugging Face model folder that can also resume a run.
+"""Pretrain's checkpoints: `output_dir/checkpoint-200/` (training/checkpoint_layout.py), a Hugging Face model
+folder that can also resume a run.
 
     model.safetensors, config.json, generation_config.json   the model (from_pretrained works)
     tokenizer.json, tokenizer_config.json                     the tokenizer (AutoTokenizer works)
     optimizer.pt              optimizer, scheduler, torch RNG (tensors only: weights_only loads it)
     trainer_state.json        step, sampler position, tokens seen, python/numpy RNG, the config
 
-A folder is written under a temporary name and renamed when complete, so a `step-*` folder is always
-whole: a crash mid-save leaves only a `.step-*.tmp-*` folder that nothing reads.
+A folder is written under a temporary name and renamed when complete, so a `checkpoint-*` folder is
+always whole: a crash mid-save leaves only a `.checkpoint-*.tmp-*` folder that nothing reads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,17 +23,11 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from training.config import ConfigError
+from training.checkpoint_layout import TRAINER_STATE, checkpoint_name
 from training.tokenizer import load_tokenizer, saved_tokenizer_settings
 from training.tokenizer_files import declared_special_tokens, read_tokenizer_config
 
-STEP_DIR = re.compile(r"^step-(\d{6,})$")
-TRAINER_STATE = "trainer_state.json"
 OPTIMIZER_STATE = "optimizer.pt"
-
-
-def checkpoint_name(step: int) -> str:
-    return f"step-{step:06d}"
 
 
 def save_checkpoint(
@@ -45,7 +39,7 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     trainer_state: dict[str, Any],
 ) -> Path:
-    """Write `out_dir/step-{step:06d}/` atomically and return its absolute path.
+    """Write `out_dir/checkpoint-{step}/` atomically and return its absolute path.
 
     `model` must be the plain model, not a `torch.compile` wrapper. An existing folder of the same
     step (a run resumed at its last step) is replaced.
@@ -94,32 +88,6 @@ def hf_tokenizer(tokenizer_path: str | Path, model_max_length: int) -> PreTraine
         model_max_length=model_max_length,
         **saved_tokenizer_settings(tokenizer_path),
     )
-
-
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    """The complete `step-*` folder of `out_dir` with the highest step, or None."""
-    out = Path(out_dir)
-    if not out.is_dir():
-        return None
-    found = [
-        (int(m.group(1)), p)
-        for p in out.iterdir()
-        if (m := STEP_DIR.match(p.name)) and (p / TRAINER_STATE).is_file()
-    ]
-    return max(found)[1] if found else None
-
-
-def resolve_checkpoint(path: str | Path, field: str = "resume_from") -> Path:
-    """A checkpoint folder as given, or a run folder's highest step; ConfigError if neither."""
-    p = Path(path)
-    if (p / TRAINER_STATE).is_file():
-        return p
-    latest = latest_checkpoint(p)
-    if latest is None:
-        raise ConfigError(
-            field, f"{path} is neither a checkpoint folder nor a run folder with checkpoints"
-        )
-    return latest
 
 
 def load_for_resume(

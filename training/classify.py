@@ -33,9 +33,9 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
 
 from training.base_model import load_base_model, load_base_tokenizer
+from training.checkpoint_layout import TRAINER_STATE, checkpoint_name, resolve_checkpoint
 from training.classify_config import ClassifyConfig
 from training.config import ConfigError
-from training.config_checks import TRAINER_STATE, resolve_resume
 from training.dataset_files import read_records
 from training.events import Reporter
 from training.metrics import classification_report, majority_baseline
@@ -91,7 +91,7 @@ def setup(cfg: ClassifyConfig, reporter: Reporter) -> ClassifyRun:
     hf_logging.disable_progress_bar()
     device = pick_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    resume_dir = resolve_resume(cfg.resume_from) if cfg.resume_from else None
+    resume_dir = resolve_checkpoint(cfg.resume_from) if cfg.resume_from else None
 
     examples = load_examples(cfg)
     tokenizer = load_base_tokenizer(cfg.base_model)
@@ -316,7 +316,7 @@ def final_model_folder(cfg: ClassifyConfig, trainer: Trainer, tokenizer: PreTrai
     """A folder `AutoModelForSequenceClassification.from_pretrained` loads: the last checkpoint for
     full fine-tuning; for LoRA the adapters merged into the base weights, in `merged/`."""
     if cfg.method == "full":
-        return (Path(cfg.output_dir) / f"checkpoint-{step}").resolve()
+        return (Path(cfg.output_dir) / checkpoint_name(step)).resolve()
     merged = trainer.model.merge_and_unload()
     out = Path(cfg.output_dir)
     final = out / MERGED_DIR

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from training.checkpoint_layout import resolve_checkpoint
 from training.config import TrainingLoopConfig, own_fields_first
 from training.config_checks import (
     ConfigError,
@@ -13,7 +14,6 @@ from training.config_checks import (
     check_lora,
     require_at_least_one,
     require_choice,
-    resolve_resume,
 )
 from training.dataset_files import check_format, require_dataset_file, require_kind
 from training.model_info import inspect_model_for_length
@@ -73,4 +73,4 @@ class ClassifyConfig(TrainingLoopConfig):
         require_dataset_file("dataset_path", self.dataset_path)
         require_kind(self.dataset_path, self.dataset_format, "classification", "classify")
         if self.resume_from is not None:
-            resolve_resume(self.resume_from)
+            resolve_checkpoint(self.resume_from)

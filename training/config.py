@@ -132,8 +132,8 @@ class TrainingLoopConfig(_Config):
     checkpoint_every_steps: int = 100
     """Save a checkpoint every this many steps (and always at the end); 0 = at the end only."""
     resume_from: str | None = None
-    """A checkpoint folder of an earlier run of this config (pretrain's `…/step-000040`, the
-    Trainer stages' `…/checkpoint-40`), or its run folder (its highest step), to resume from."""
+    """A checkpoint folder of an earlier run of this config (`…/checkpoint-40`; pretrain runs of
+    before named theirs `…/step-000040`), or its run folder (its highest step), to resume from."""
 
     def _check_training_loop(self) -> None:
         """The checks of the fields above; a stage that needs `max_steps` of at least 1 says so."""
@@ -424,7 +424,7 @@ class PretrainConfig(TimedCheckpoints, TrainingLoopConfig):
     tokenizer_path: str
     """Path of the `tokenizer.json` written by the tokenizer stage."""
     output_dir: str
-    """Run folder: `tokens.bin` and the `step-000200/` checkpoints are written here."""
+    """Run folder: `tokens.bin` and the `checkpoint-200/` checkpoints are written here."""
     corpus_format: str = "txt"
     """`txt`: documents split by blank lines; `jsonl`: one JSON object a line with a `text`."""
     preset: str = "tiny"

@@ -7,15 +7,10 @@ way to reach it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 DEVICES = ("auto", "cpu", "cuda")
-# The folders transformers' Trainer saves (the sft and classify stages): `checkpoint-N/`.
-TRAINER_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-TRAINER_STATE = "trainer_state.json"
 
 
 class ConfigError(Exception):
@@ -149,22 +144,3 @@ def check_warmup(warmup_steps: int, max_steps: int) -> None:
         raise ConfigError(
             "warmup_steps", f"must be at least 0 and fewer than max_steps ({max_steps})"
         )
-
-
-def resolve_resume(path: str) -> Path:
-    """A Trainer checkpoint folder as given, or a run folder's highest `checkpoint-N`."""
-    folder = Path(path)
-    if (folder / TRAINER_STATE).is_file():
-        return folder
-    found = []
-    if folder.is_dir():
-        found = [
-            (int(m.group(1)), p)
-            for p in folder.iterdir()
-            if (m := TRAINER_CHECKPOINT.match(p.name)) and (p / TRAINER_STATE).is_file()
-        ]
-    if not found:
-        raise ConfigError(
-            "resume_from", f"{path} is neither a checkpoint folder nor a run folder with checkpoints"
-        )
-    return max(found)[1]

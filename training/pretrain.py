@@ -23,7 +23,8 @@ from transformers.utils import logging as hf_logging
 
 from training import presets
 from training.base_model import load_base_model
-from training.checkpoint import load_for_resume, resolve_checkpoint, save_checkpoint
+from training.checkpoint import load_for_resume, save_checkpoint
+from training.checkpoint_layout import resolve_checkpoint
 from training.config import ConfigError, PretrainConfig, require_file
 from training.data import (
     BatchSampler,

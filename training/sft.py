@@ -32,8 +32,8 @@ from trl.chat_template_utils import get_training_chat_template
 
 from training.base_model import load_base_model, load_base_tokenizer
 from training.chat_templates import marked_template
+from training.checkpoint_layout import resolve_checkpoint
 from training.config import ConfigError
-from training.config_checks import resolve_resume
 from training.dataset_files import read_records
 from training.events import Reporter
 from training.model_info import ModelInfo
@@ -87,7 +87,7 @@ def setup(cfg: SftConfig, reporter: Reporter) -> SftRun:
     datasets.disable_progress_bars()  # trl's tokenizing maps would fill stderr with bars
     device = pick_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    resume_dir = resolve_resume(cfg.resume_from) if cfg.resume_from else None
+    resume_dir = resolve_checkpoint(cfg.resume_from) if cfg.resume_from else None
 
     tokenizer = load_base_tokenizer(cfg.base_model)
     if cfg.chat_template:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from training.checkpoint_layout import resolve_checkpoint
 from training.config import TimedCheckpoints, TrainingLoopConfig, _check_chat_template, own_fields_first
 from training.config_checks import (
     ConfigError,
@@ -16,7 +17,6 @@ from training.config_checks import (
     require_at_least_one,
     require_choice,
     require_not_negative,
-    resolve_resume,
 )
 from training.dataset_files import check_format, require_dataset_file, require_kind
 from training.lora_targets import ALL_LINEAR, check_target_modules
@@ -133,7 +133,7 @@ class SftConfig(TimedCheckpoints, TrainingLoopConfig, LoraFields):
         require_dataset_file("dataset_path", self.dataset_path)
         require_kind(self.dataset_path, self.dataset_format, "sft", "sft")
         if self.resume_from is not None:
-            resolve_resume(self.resume_from)
+            resolve_checkpoint(self.resume_from)
 
     @property
     def uses_lora(self) -> bool:

@@ -64,7 +64,7 @@ def chat_tokenizer_path(corpus: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def base_model(corpus: Path, chat_tokenizer_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder of a lab pretrain checkpoint (`step-000040`) that chats in ChatML."""
+    """The folder of a lab pretrain checkpoint (`checkpoint-40`) that chats in ChatML."""
     return _pretrain_chat_base(corpus, chat_tokenizer_path, tmp_path_factory)
 
 
@@ -125,7 +125,7 @@ SMALL_BASE_SHAPE = {
 
 @pytest.fixture(scope="session")
 def small_base_run(corpus: Path, tokenizer_path: Path, tokens_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pretrain run folder holding `step-000030` and `step-000060`: a Llama decoder of ~130k
+    """A pretrain run folder holding `checkpoint-30` and `checkpoint-60`: a Llama decoder of ~130k
     parameters and 128 positions on the conftest's 512-token tokenizer (no chat template), trained
     by the pretrain stage for a few seconds from random weights of that shape."""
     return _pretrain_small_base(corpus, tokenizer_path, tokens_cache, tmp_path_factory)
@@ -133,7 +133,7 @@ def small_base_run(corpus: Path, tokenizer_path: Path, tokens_cache: Path, tmp_p
 
 @pytest.fixture(scope="session")
 def small_base_model(small_base_run: Path) -> Path:
-    return small_base_run / "step-000060"
+    return small_base_run / "checkpoint-60"
 
 
 @pytest.fixture(scope="session")

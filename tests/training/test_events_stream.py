@@ -20,8 +20,8 @@ def test_it_writes_one_json_line_per_event_with_contiguous_seq():
     writer.metric(5, {"loss": 3.5, "lr": 1e-3})
     writer.log("hello", level="warning")
     writer.sample(5, "To be", ", or not")
-    writer.checkpoint(5, "/runs/1/step-000005")
-    writer.artifact("checkpoint", "/runs/1/step-000005", {"params": 10})
+    writer.checkpoint(5, "/runs/1/checkpoint-5")
+    writer.artifact("checkpoint", "/runs/1/checkpoint-5", {"params": 10})
     writer.error("boom", field="lr")
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [e["seq"] for e in events] == list(range(41, 48))

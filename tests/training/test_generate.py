@@ -18,8 +18,8 @@ PROMPTS = ["ROMEO:", "JULIET: O Romeo, Romeo", "KING HENRY:"]
 
 def _config(small_base_run: Path, out: Path, **overrides) -> dict:
     cfg = {
-        "models": [{"path": str(small_base_run / "step-000030"), "label": "early", "artifact": 7},
-                   {"path": str(small_base_run / "step-000060"), "label": "late", "artifact": None}],
+        "models": [{"path": str(small_base_run / "checkpoint-30"), "label": "early", "artifact": 7},
+                   {"path": str(small_base_run / "checkpoint-60"), "label": "late", "artifact": None}],
         "prompts": PROMPTS, "samples_per_prompt": 2, "max_new_tokens": 12, "batch_size": 4,
         "seed": 3, "output_dir": str(out), "device": "cpu",
     }
@@ -75,7 +75,7 @@ def test_it_reproduces_each_response_from_its_seed_whatever_the_batch(small_base
 
 def test_it_applies_a_models_chat_template_and_stops_at_its_end_of_turn(base_model, small_base_run, tmp_path):
     cfg = _config(small_base_run, tmp_path / "chat", samples_per_prompt=1, models=[
-        {"path": str(base_model), "label": "chat"}, {"path": str(small_base_run / "step-000060"), "label": "raw"},
+        {"path": str(base_model), "label": "chat"}, {"path": str(small_base_run / "checkpoint-60"), "label": "raw"},
     ])
     _, reporter = _run(cfg)
     seen = {(s["prompt"]) for s in reporter.of_type("sample")}

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.training.helpers import FakeReporter, tiny_config
-from training.checkpoint import latest_checkpoint
+from training.checkpoint_layout import latest_checkpoint
 from training.config import ConfigError, PretrainConfig
 from training.pretrain import build_model, pretrain
 from training.runtime import seed_everything
@@ -41,7 +41,7 @@ def straight_run(corpus: Path, tokenizer_path: Path, tokens_cache: Path, tmp_pat
     out = _copy_run_dir(tokens_cache, tmp_path_factory.mktemp("straight") / "run")
     cfg = tiny_config(corpus, tokenizer_path, out)
     reporter = FakeReporter()
-    assert _run(cfg, reporter) == (out / "step-000012").resolve()
+    assert _run(cfg, reporter) == (out / "checkpoint-12").resolve()
     return cfg, reporter
 
 
@@ -53,19 +53,19 @@ def test_it_resumes_a_stopped_run_to_the_same_loss(straight_run, run_dir: Path):
     assert stopped.of_type("status")[-1] == {"type": "status", "status": "cancelled", "step": 6,
                                              "summary": stopped.of_type("status")[-1]["summary"]}
     assert [e["step"] for e in stopped.of_type("checkpoint")] == [6]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["step-000006", "tokens.bin", "tokens.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint-6", "tokens.bin", "tokens.json"]
 
     resumed = FakeReporter()
-    final = _run({**interrupted_cfg, "resume_from": str(run_dir / "step-000006")}, resumed)
-    assert final == (run_dir / "step-000012").resolve()
+    final = _run({**interrupted_cfg, "resume_from": str(run_dir / "checkpoint-6")}, resumed)
+    assert final == (run_dir / "checkpoint-12").resolve()
     assert resumed.of_type("status")[0]["step"] == 6
     assert [e["step"] for e in resumed.of_type("metric") if "loss" in e["values"]] == [8, 10, 12]
 
     # Same batches, same optimizer moments, same schedule: the curves join up exactly.
     assert stopped.losses() + resumed.losses() == pytest.approx(straight.losses(), rel=1e-5)
     assert resumed.val_losses()[-1] == pytest.approx(straight.val_losses()[-1], rel=1e-5)
-    a = load_file(Path(cfg["output_dir"]) / "step-000012" / "model.safetensors")
-    b = load_file(run_dir / "step-000012" / "model.safetensors")
+    a = load_file(Path(cfg["output_dir"]) / "checkpoint-12" / "model.safetensors")
+    b = load_file(run_dir / "checkpoint-12" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
 
 
@@ -74,7 +74,7 @@ def test_it_trains_every_parameter(straight_run, corpus: Path, tokenizer_path: P
     tokenizer, eos, pad = load_tokenizer(tokenizer_path)
     seed_everything(cfg.get("seed", 1337))  # pretrain seeds, then builds: the same initial weights
     initial = build_model(PretrainConfig.from_dict(cfg), tokenizer.get_vocab_size(), 0, 1, None).state_dict()
-    final = load_file(Path(cfg["output_dir"]) / "step-000012" / "model.safetensors")
+    final = load_file(Path(cfg["output_dir"]) / "checkpoint-12" / "model.safetensors")
     assert set(final) == {k for k in initial if k != "lm_head.weight"}  # the head is tied to the embeddings
     unchanged = [k for k in final if torch.equal(final[k], initial[k])]
     assert unchanged == []
@@ -82,7 +82,7 @@ def test_it_trains_every_parameter(straight_run, corpus: Path, tokenizer_path: P
 
 def test_it_writes_a_self_describing_checkpoint(straight_run):
     cfg, reporter = straight_run
-    folder = Path(cfg["output_dir"]) / "step-000012"
+    folder = Path(cfg["output_dir"]) / "checkpoint-12"
     assert {p.name for p in folder.iterdir()} == CHECKPOINT_FILES
     state = json.loads((folder / "trainer_state.json").read_text())
     assert state["step"] == 12 and state["tokens_seen"] == 12 * 4 * 32
@@ -100,7 +100,7 @@ def test_it_writes_a_self_describing_checkpoint(straight_run):
 def test_it_continues_pretraining_from_a_checkpoint(straight_run, corpus, tokenizer_path, run_dir: Path):
     cfg, straight = straight_run
     reporter = FakeReporter()
-    init = str(Path(cfg["output_dir"]) / "step-000012")
+    init = str(Path(cfg["output_dir"]) / "checkpoint-12")
     _run(tiny_config(corpus, tokenizer_path, run_dir, init_from=init, max_steps=2, warmup_steps=0,
                      log_every=1, lr=1e-4, eval_every=0), reporter)
     # A fresh model starts at ln(512) = 6.24; this one starts where the first run ended.

@@ -57,7 +57,7 @@ def test_a_saved_config_loads_and_means_what_it_meant(name: str, paths: dict[str
 @pytest.mark.parametrize("name", ["pretrain", *TRAINERS])
 def test_a_saved_config_loads_with_resume_from(name: str, paths: dict[str, str], tmp_path: Path):
     data = saved(name, paths)
-    checkpoint = tmp_path / "run" / ("checkpoint-10" if name in TRAINERS else "step-000020")
+    checkpoint = tmp_path / "run" / ("checkpoint-10" if name in TRAINERS else "checkpoint-20")
     checkpoint.mkdir(parents=True)
     (checkpoint / "trainer_state.json").write_text("{}")
     cfg = STAGES[STAGE_OF[name]].config.from_dict(data | {"resume_from": str(checkpoint)})
@@ -78,4 +78,4 @@ def test_a_saved_pretrain_config_resumes_a_stopped_run(paths: dict[str, str], ru
     assert second.of_type("status")[0]["step"] == 20
     metrics = second.of_type("metric")
     assert [e["step"] for e in metrics if "loss" in e["values"]] == [25, 30, 35, 40]
-    assert final == run_dir / "step-000040"
+    assert final == run_dir / "checkpoint-40"

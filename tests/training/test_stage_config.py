@@ -77,7 +77,7 @@ def test_it_rejects_a_context_longer_than_the_model_serves():
         ({"corpus_format": "docx"}, "corpus_format"),
         ({"min_lr_ratio": 1.5}, "min_lr_ratio"),
         ({"beta2": 1.0}, "beta2"),
-        ({"resume_from": "a/step-000010", "init_from": "b"}, "init_from"),
+        ({"resume_from": "a/checkpoint-10", "init_from": "b"}, "init_from"),
     ],
 )
 def test_it_names_the_field_of_a_bad_value(changes: dict[str, Any], field: str):

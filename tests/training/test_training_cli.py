@@ -83,11 +83,11 @@ def test_it_writes_checkpoints_with_exactly_the_expected_files(cli_run):
     out: Path = cli_run["out"]
     checkpoints = _of(cli_run["events"], "checkpoint")
     assert [(c["step"], c["path"]) for c in checkpoints] == [
-        (40, str((out / "step-000040").resolve())), (80, str((out / "step-000080").resolve())),
+        (40, str((out / "checkpoint-40").resolve())), (80, str((out / "checkpoint-80").resolve())),
     ]
     for c in checkpoints:
         assert {p.name for p in Path(c["path"]).iterdir()} == CHECKPOINT_FILES
-    assert sorted(p.name for p in out.iterdir()) == ["step-000040", "step-000080", "tokens.bin", "tokens.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-40", "checkpoint-80", "tokens.bin", "tokens.json"]
     (artifact,) = _of(cli_run["events"], "artifact")
     assert artifact["kind"] == "checkpoint" and artifact["path"] == checkpoints[-1]["path"]
     assert artifact["metadata"]["val_loss"] == _of(cli_run["events"], "metric")[-1]["values"]["val_loss"]
@@ -96,7 +96,7 @@ def test_it_writes_checkpoints_with_exactly_the_expected_files(cli_run):
 def test_it_saves_a_model_that_transformers_loads_and_runs(cli_run):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = cli_run["out"] / "step-000080"
+    folder = cli_run["out"] / "checkpoint-80"
     model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert (tokenizer.eos_token, tokenizer.pad_token) == ("<|endoftext|>", "<|pad|>")

@@ -220,7 +220,7 @@ def test_stopping_the_stack_checkpoints_the_run_and_the_next_start_resumes_it(
     run.refresh_from_db()
     assert run.status == Status.QUEUED, run.error
     stopped_at = run.step
-    assert Path(run.last_checkpoint).name == f"step-{stopped_at:06d}" and stopped_at < 30
+    assert Path(run.last_checkpoint).name == f"checkpoint-{stopped_at}" and stopped_at < 30
 
     stack.start()
     wait_for(
@@ -233,5 +233,5 @@ def test_stopping_the_stack_checkpoints_the_run_and_the_next_start_resumes_it(
     notes = [
         e.data["message"] for e in run.events.filter(type="log") if "attempt 2" in e.data["message"]
     ]
-    assert len(notes) == 1 and notes[0].endswith(f"resuming from step-{stopped_at:06d}")
+    assert len(notes) == 1 and notes[0].endswith(f"resuming from checkpoint-{stopped_at}")
     assert stack.stop(signal.SIGINT) == 0
