@@ -19,6 +19,7 @@ from training.classify_config import ClassifyConfig
 from training.clean import CleanConfig
 from training.config import PretrainConfig, TokenizerConfig, _Config
 from training.events import Reporter
+from training.export_config import ExportConfig
 from training.generate_config import GenerateConfig
 from training.sft_config import SftConfig
 from training.stage_shape import setup_then_fit
@@ -48,7 +49,8 @@ TOKENIZER = Output("tokenizer")
 CORPUS = Output("corpus", dataset=True)
 CHECKPOINT = Output("checkpoint")
 GENERATIONS = Output("generations")
-OUTPUTS = {o.kind: o for o in (TOKENIZER, CORPUS, CHECKPOINT, GENERATIONS)}
+EXPORT = Output("export")
+OUTPUTS = {o.kind: o for o in (TOKENIZER, CORPUS, CHECKPOINT, GENERATIONS, EXPORT)}
 
 
 @dataclass(frozen=True)
@@ -83,5 +85,7 @@ STAGES = {
               "fine-tune a base model into a sequence classifier"),
         Stage("generate", GenerateConfig, "training.generate", GENERATIONS, Gpu.CAN_USE,
               "sample K responses per prompt from one or more checkpoints"),
+        Stage("export", ExportConfig, "training.export", EXPORT, Gpu.CAN_USE,
+              "quantise a checkpoint for serving (int8 weight-only) and compare its perplexity"),
     )
 }

@@ -15,7 +15,7 @@ from training.datasets import describe, detect_format
 from training.stages import OUTPUTS
 
 # The file whose hash identifies a folder artifact: the weights of a checkpoint.
-IDENTITY_FILES = ("model.safetensors", "tokenizer.json")
+IDENTITY_FILES = ("model.safetensors", "model.int8.safetensors", "tokenizer.json")
 
 
 def _identity_file(path: Path) -> Path:
