@@ -25,10 +25,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from training import presets  # noqa: E402
-from training.config import PretrainConfig  # noqa: E402
 from training.data import BatchSampler, TokenBlocks, prepare_tokens, split_blocks  # noqa: E402
 from training.events import EventReporter, EventWriter  # noqa: E402
 from training.pretrain import build_model, make_optimizer, make_scheduler  # noqa: E402
+from training.pretrain_config import PretrainConfig  # noqa: E402
 from training.runtime import autocast_for, pick_device, seed_everything  # noqa: E402
 from training.tokenizer import load_tokenizer  # noqa: E402
 

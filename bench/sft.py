@@ -55,9 +55,10 @@ def build_base_model(folder: Path) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from training.checkpoint import hf_tokenizer
-    from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE, TokenizerConfig
+    from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE
     from training.events import EventReporter, EventWriter
     from training.tokenizer import train_tokenizer
+    from training.tokenizer_config import TokenizerConfig
 
     with open(os.devnull, "w") as sink:
         tokenizer_path = train_tokenizer(TokenizerConfig(

@@ -15,16 +15,14 @@ import inspect
 import json
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from training import presets
 from training.config_checks import (
     DEVICES,
     ConfigError,
-    check_limits,
     check_optimizer,
     check_warmup,
     refuse_unknown_keys,
@@ -327,150 +325,3 @@ def _check_chat_template(template: str, special_tokens: dict[str, str]) -> None:
         ) from None
     if not rendered.strip():
         raise ConfigError("chat_template", "renders a user/assistant conversation as nothing")
-
-
-@dataclass
-class TokenizerConfig(_Config):
-    """Train a tokenizer on a corpus (`python -m training tokenizer`)."""
-
-    corpus_path: str
-    """Path of the text corpus to learn the vocabulary from."""
-    output_dir: str
-    """Folder the tokenizer is written to, as `tokenizer.json`."""
-    corpus_format: str = "txt"
-    """`txt`: documents split by blank lines; `jsonl`: one JSON object a line with a `text`."""
-    algorithm: str = "bpe"
-    """`bpe`: byte-level BPE (GPT-2's), any text round-trips exactly and nothing is unknown.
-    `unigram`: SentencePiece's Unigram on `▁`-marked words; characters the corpus lacks are `<unk>`.
-    `wordpiece`: BERT's (cased) WordPiece, `##` marks a word's later pieces; words are split at
-    whitespace and punctuation, so decoding rejoins them with single spaces, and a word with a
-    character the corpus lacks is `[UNK]`."""
-    vocab_size: int = 4096
-    """Vocabulary size, special tokens included (and, for `bpe`, the 256 bytes). A small corpus
-    may give less; unigram and wordpiece give more when the corpus's characters need more."""
-    min_frequency: int = 2
-    """A pair must occur at least this many times to be merged (`bpe`, `wordpiece`; `unigram`
-    keeps the pieces that most raise the corpus's likelihood instead)."""
-    special_tokens: list[str] = field(default_factory=lambda: [EOS_TOKEN, PAD_TOKEN])
-    """Tokens never split or merged. The first ends each document (eos); `<|pad|>` pads. Unigram
-    and wordpiece add their unknown token after them."""
-    chat_template: str = ""
-    """Jinja template that turns a list of messages into text, stored with the tokenizer for
-    transformers' `apply_chat_template`; empty: none. CHATML_TEMPLATE is a ready one."""
-
-    def __post_init__(self) -> None:
-        self._check_types()
-        check_limits(self)
-        _check_corpus(self.corpus_path, self.corpus_format)
-        if not self.output_dir:
-            raise ConfigError("output_dir", "must not be empty")
-        if self.algorithm not in TOKENIZER_ALGORITHMS:
-            raise ConfigError(
-                "algorithm",
-                f"must be bpe (byte-level BPE), unigram or wordpiece, not {self.algorithm!r}",
-            )
-        if not self.special_tokens:
-            raise ConfigError("special_tokens", "needs at least one token, the end-of-text token")
-        if any(not t for t in self.special_tokens):
-            raise ConfigError("special_tokens", "must not contain an empty string")
-        if len(set(self.special_tokens)) != len(self.special_tokens):
-            raise ConfigError("special_tokens", "must not contain duplicates")
-        self._check_vocab_size()
-        if self.min_frequency < 1:
-            raise ConfigError("min_frequency", "must be at least 1")
-        if self.chat_template:
-            _check_chat_template(self.chat_template, self.special_tokens_map())
-
-    @property
-    def unk_token(self) -> str | None:
-        return UNK_TOKENS.get(self.algorithm)
-
-    @property
-    def special_tokens_with_unk(self) -> list[str]:
-        """The special tokens as the trainer gets them: ids 0..k-1 in this order."""
-        unk = self.unk_token
-        return self.special_tokens + ([unk] if unk and unk not in self.special_tokens else [])
-
-    def special_tokens_map(self) -> dict[str, str]:
-        """transformers' `bos_token`, `eos_token`, `pad_token` (and `unk_token`) of the tokenizer.
-        Documents are separated by eos alone, GPT-2 style, so eos also begins one."""
-        eos, pad = eos_and_pad(self.special_tokens)
-        tokens = {"bos_token": eos, "eos_token": eos, "pad_token": pad}
-        return tokens | ({"unk_token": self.unk_token} if self.unk_token else {})
-
-    def _check_vocab_size(self) -> None:
-        n = len(self.special_tokens_with_unk)
-        if self.algorithm == "bpe":
-            smallest, parts = 256 + n, f"256 bytes + {n} special tokens"
-        else:
-            # The corpus's characters must fit as well; only training can count them.
-            smallest, parts = n + 1, f"{n} special tokens with {self.unk_token}, and one more"
-        if not smallest <= self.vocab_size <= 1_000_000:
-            raise ConfigError(
-                "vocab_size",
-                f"must be between {smallest} ({parts}) and 1000000, not {self.vocab_size}",
-            )
-
-
-@own_fields_first
-@dataclass(kw_only=True)
-class PretrainConfig(TimedCheckpoints, TrainingLoopConfig):
-    """Pretrain a Llama-style decoder, from scratch or on (`python -m training pretrain`)."""
-
-    BF16_ON_CPU: ClassVar[bool] = True
-
-    corpus_path: str
-    """Path of the text corpus to train on."""
-    tokenizer_path: str
-    """Path of the `tokenizer.json` written by the tokenizer stage."""
-    output_dir: str
-    """Run folder: `tokens.bin` and the `checkpoint-200/` checkpoints are written here."""
-    corpus_format: str = "txt"
-    """`txt`: documents split by blank lines; `jsonl`: one JSON object a line with a `text`."""
-    preset: str = "tiny"
-    """Model shape: `tiny` (~1M), `small` (~10M) or `gpt2-124m`. Ignored with `init_from`."""
-    context_length: int = 128
-    """Tokens per training sequence; at most the model's max position embeddings."""
-    lr: float = 3e-3
-    weight_decay: float = 0.1
-    beta2: float = 0.95
-    compile: bool = False
-    """Compile the model with `torch.compile` (slow to start, faster per step on GPU)."""
-    eval_batches: int = 10
-    """Validation batches per evaluation; always the same ones, so evaluations compare."""
-    sample_every: int = 100
-    """Generate a text sample every this many steps; 0 turns samples off."""
-    sample_prompt: str = ""
-    """Prompt of the samples; empty starts from the end-of-text token."""
-    sample_tokens: int = 64
-    """Tokens generated per sample."""
-    init_from: str | None = None
-    """A Hugging Face model folder to continue pretraining: its weights and shape, new optimizer."""
-
-    def __post_init__(self) -> None:
-        self._check_types()
-        check_limits(self)
-        _check_corpus(self.corpus_path, self.corpus_format)
-        for name in ("tokenizer_path", "output_dir"):
-            if not getattr(self, name):
-                raise ConfigError(name, "must not be empty")
-        if self.preset not in presets.PRESETS:
-            choices = ", ".join(presets.PRESETS)
-            raise ConfigError("preset", f"unknown preset {self.preset!r} (choose from {choices})")
-        if self.context_length < 2:
-            raise ConfigError("context_length", "must be at least 2")
-        longest = presets.max_positions(self.preset)
-        if self.init_from is None and self.context_length > longest:
-            raise ConfigError(
-                "context_length",
-                f"{self.context_length} is longer than the {longest} positions "
-                f"the {self.preset} model can serve",
-            )
-        require_at_least_one(self, "max_steps", "eval_batches", "sample_tokens")
-        require_not_negative(self, "sample_every", "checkpoint_every_minutes")
-        self._check_training_loop()
-        if self.resume_from is not None and self.init_from is not None:
-            raise ConfigError(
-                "init_from", "cannot be combined with resume_from (a resume restores the weights)"
-            )
-        require_folder_or_null(self, "init_from")

@@ -25,7 +25,7 @@ from training import presets
 from training.base_model import load_base_model
 from training.checkpoint import load_for_resume, save_checkpoint
 from training.checkpoint_layout import resolve_checkpoint
-from training.config import ConfigError, PretrainConfig, require_file
+from training.config import ConfigError, require_file
 from training.data import (
     BatchSampler,
     TokenBlocks,
@@ -34,6 +34,7 @@ from training.data import (
     val_batch_indices,
 )
 from training.events import Reporter
+from training.pretrain_config import PretrainConfig
 from training.runtime import autocast_for, pick_device, resolve_precision, seed_everything
 from training.stage_shape import setup_then_fit
 from training.tokenizer import load_tokenizer

@@ -16,13 +16,15 @@ from enum import StrEnum
 from pathlib import Path
 
 from training.classify_config import ClassifyConfig
-from training.clean import CleanConfig
-from training.config import PretrainConfig, TokenizerConfig, _Config
+from training.clean_config import CleanConfig
+from training.config import _Config
 from training.events import Reporter
 from training.export_config import ExportConfig
 from training.generate_config import GenerateConfig
+from training.pretrain_config import PretrainConfig
 from training.sft_config import SftConfig
 from training.stage_shape import setup_then_fit
+from training.tokenizer_config import TokenizerConfig
 
 
 class Gpu(StrEnum):

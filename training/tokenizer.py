@@ -28,13 +28,13 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from training.config import (
     CHAT_TEMPLATE_PROBE,
     ConfigError,
-    TokenizerConfig,
     eos_and_pad,
     render_chat_template,
 )
 from training.corpus import CorpusStats, file_sha256, iter_batches, iter_documents
 from training.events import Reporter
 from training.stage_shape import setup_then_fit
+from training.tokenizer_config import TokenizerConfig
 from training.tokenizer_files import TOKENIZER_CONFIG, declared_special_tokens, read_tokenizer_config
 
 ALGORITHM_NAMES = {"bpe": "byte-level-bpe", "unigram": "unigram", "wordpiece": "wordpiece"}

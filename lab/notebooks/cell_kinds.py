@@ -20,7 +20,8 @@ from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact
 from training import classify_config, sft_config
-from training.config import ConfigError, PretrainConfig, _Config
+from training.config import ConfigError, _Config
+from training.pretrain_config import PretrainConfig
 from training.stages import STAGES, Gpu, Stage
 
 

@@ -5,7 +5,8 @@ from lab.notebooks.cell_kinds import CELL_KINDS
 from lab.notebooks.kinds import cell_output, upstream_cell
 from lab.notebooks.models import Cell
 from training import presets
-from training.config import ConfigError, PretrainConfig
+from training.config import ConfigError
+from training.pretrain_config import PretrainConfig
 
 FIELDS = ("preset", "context_length", "batch_size", "grad_accum", "max_steps")
 

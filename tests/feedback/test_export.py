@@ -80,8 +80,8 @@ def test_dpo_trainer_takes_the_export_unchanged(cast, tmp_path):
     from trl import DPOConfig, DPOTrainer
 
     from tests.training.helpers import FakeReporter
-    from training.config import TokenizerConfig
     from training.tokenizer import train_tokenizer
+    from training.tokenizer_config import TokenizerConfig
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

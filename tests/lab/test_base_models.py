@@ -36,8 +36,8 @@ def model_folder(tmp_path, tokenizer_path):
 @pytest.fixture
 def tokenizer_path(tmp_path, sample_data):
     from tests.training.helpers import FakeReporter
-    from training.config import TokenizerConfig
     from training.tokenizer import train_tokenizer
+    from training.tokenizer_config import TokenizerConfig
 
     cfg = TokenizerConfig(corpus_path=str(sample_data["corpora/tinyshakespeare.txt"]), output_dir=str(tmp_path / "tok"),
                           vocab_size=512)

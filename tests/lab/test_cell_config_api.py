@@ -12,8 +12,8 @@ from lab.datasets.actions import create_dataset_from_path
 from lab.notebooks.models import Cell, Notebook
 from tests.builders import FAST_PRETRAIN, shakespeare_notebook
 from tests.lab.test_dataset_management import _api
-from training.config import PretrainConfig
 from training.generate_config import GenerateConfig
+from training.pretrain_config import PretrainConfig
 
 pytestmark = pytest.mark.django_db
 

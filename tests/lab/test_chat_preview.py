@@ -13,8 +13,9 @@ from lab.datasets.actions import create_dataset_from_path
 from lab.datasets.chat_preview import chat_previews
 from lab.runs.models import Artifact, Run
 from tests.training.helpers import FakeReporter
-from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE, TokenizerConfig
+from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE
 from training.tokenizer import train_tokenizer
+from training.tokenizer_config import TokenizerConfig
 
 pytestmark = pytest.mark.django_db
 

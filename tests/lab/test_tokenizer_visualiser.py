@@ -21,8 +21,9 @@ from lab.hub.tokenizers import split_by_offsets
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.models import Artifact, Run
 from tests.training.helpers import FakeReporter
-from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE, TokenizerConfig
+from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE
 from training.tokenizer import train_tokenizer
+from training.tokenizer_config import TokenizerConfig
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.training.helpers import CORPUS, SAMPLE_DATA, FakeReporter
-from training.config import TokenizerConfig
+from training.tokenizer_config import TokenizerConfig
 
 SFT_MESSAGES = SAMPLE_DATA / "sft" / "dolly-2k.messages.jsonl"
 SFT_ALPACA = SAMPLE_DATA / "sft" / "dolly-2k.jsonl"
@@ -69,8 +69,9 @@ def base_model(corpus: Path, chat_tokenizer_path: Path, tmp_path_factory: pytest
 
 
 def _train_chat_tokenizer(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE, TokenizerConfig
+    from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE
     from training.tokenizer import train_tokenizer
+    from training.tokenizer_config import TokenizerConfig
 
     cfg = TokenizerConfig(
         corpus_path=str(corpus), output_dir=str(tmp_path_factory.mktemp("chat-tokenizer")),
@@ -88,8 +89,8 @@ def _pretrain_chat_base(corpus: Path, chat_tokenizer_path: Path, tmp_path_factor
 
     from training import presets
     from training.checkpoint import hf_tokenizer
-    from training.config import PretrainConfig
     from training.pretrain import pretrain
+    from training.pretrain_config import PretrainConfig
 
     tmp = tmp_path_factory.mktemp("base-model")
     tokenizer = hf_tokenizer(chat_tokenizer_path, BASE_CONTEXT)
@@ -161,8 +162,8 @@ def _pretrain_small_base(corpus: Path, tokenizer_path: Path, tokens_cache: Path,
 
     from training import presets
     from training.checkpoint import hf_tokenizer
-    from training.config import PretrainConfig
     from training.pretrain import pretrain
+    from training.pretrain_config import PretrainConfig
 
     tmp = tmp_path_factory.mktemp("small-base")
     tokenizer = hf_tokenizer(tokenizer_path, SMALL_BASE_CONTEXT)

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.training.helpers import FakeReporter, parse_events, run_cli, write_config
-from training.clean import CleanConfig, clean_corpus
+from training.clean import clean_corpus
+from training.clean_config import CleanConfig
 from training.clean_rules import alpha_ratio, scrub_phones
 from training.config import ConfigError
 from training.corpus import iter_documents

@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from training.classify_config import ClassifyConfig
-from training.config import PretrainConfig, TrainingLoopConfig, field_docs
+from training.config import TrainingLoopConfig, field_docs
+from training.pretrain_config import PretrainConfig
 from training.sft_config import SftConfig
 
 TRAINERS = (PretrainConfig, SftConfig, ClassifyConfig)

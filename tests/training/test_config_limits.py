@@ -8,11 +8,13 @@ import typing
 import pytest
 
 from training.classify_config import ClassifyConfig
-from training.clean import CleanConfig
-from training.config import ConfigError, PretrainConfig, TokenizerConfig
+from training.clean_config import CleanConfig
+from training.config import ConfigError
 from training.config_checks import LIMITS
 from training.generate_config import GenerateConfig
+from training.pretrain_config import PretrainConfig
 from training.sft_config import SftConfig
+from training.tokenizer_config import TokenizerConfig
 
 # Placeholder paths: the limits are checked before any file is read.
 REQUIRED = {

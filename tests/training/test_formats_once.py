@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from training.config import CORPUS_FORMATS, ConfigError, TokenizerConfig
+from training.config import CORPUS_FORMATS, ConfigError
 from training.dataset_files import DATASET_FORMATS, check_format
 from training.datasets import FORMATS, detect_format
 from training.datasets.formats import SUFFIXES
+from training.tokenizer_config import TokenizerConfig
 
 
 def test_the_configs_take_the_formats_the_readers_know():

@@ -173,8 +173,8 @@ def test_pretraining_on_a_folder_whose_index_names_another_file_is_refused(model
                                                                             corpus: Path, tmp_path: Path):
     """The reported theft: continued pretraining loaded what the index named, then saved it as the team's own."""
     from tests.training.helpers import FakeReporter
-    from training.config import PretrainConfig
     from training.pretrain import pretrain
+    from training.pretrain_config import PretrainConfig
 
     (model_folder / "model.safetensors").rename(tmp_path / "elsewhere.safetensors")
     _index(model_folder, {"lm_head.weight": str(tmp_path / "elsewhere.safetensors")})

@@ -12,7 +12,8 @@ import pytest
 from tests.training.fixtures import SFT_MESSAGES, classify_config
 from tests.training.helpers import FakeReporter, tiny_config
 from training.classify_config import ClassifyConfig
-from training.config import ConfigError, PretrainConfig
+from training.config import ConfigError
+from training.pretrain_config import PretrainConfig
 from training.sft_config import SftConfig
 
 

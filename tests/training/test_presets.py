@@ -7,7 +7,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from training import presets
-from training.config import PretrainConfig
+from training.pretrain_config import PretrainConfig
 
 
 @pytest.mark.parametrize("preset", sorted(presets.PRESETS))

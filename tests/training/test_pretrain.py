@@ -13,8 +13,9 @@ from safetensors.torch import load_file
 
 from tests.training.helpers import FakeReporter, tiny_config
 from training.checkpoint_layout import latest_checkpoint
-from training.config import ConfigError, PretrainConfig
+from training.config import ConfigError
 from training.pretrain import build_model, pretrain
+from training.pretrain_config import PretrainConfig
 from training.runtime import seed_everything
 from training.tokenizer import load_tokenizer
 

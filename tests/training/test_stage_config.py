@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from training.config import ConfigError, PretrainConfig, TokenizerConfig
+from training.config import ConfigError
+from training.pretrain_config import PretrainConfig
+from training.tokenizer_config import TokenizerConfig
 
 BASE = {"corpus_path": "corpus.txt", "tokenizer_path": "tokenizer.json", "output_dir": "out"}
 

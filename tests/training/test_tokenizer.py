@@ -9,8 +9,8 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from tests.training.helpers import FakeReporter, run_cli, write_config
-from training.config import TokenizerConfig
 from training.tokenizer import load_tokenizer, train_tokenizer
+from training.tokenizer_config import TokenizerConfig
 
 
 def test_it_trains_a_tokenizer_and_reports_the_artifact(corpus: Path, tmp_path: Path):

@@ -16,8 +16,9 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from tests.training.helpers import FakeReporter, run_cli, write_config
 from training.checkpoint import hf_tokenizer
-from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE, ConfigError, TokenizerConfig
+from training.config import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE, ConfigError
 from training.tokenizer import count_tokens, train_tokenizer
+from training.tokenizer_config import TokenizerConfig
 
 ALGORITHMS = ("bpe", "unigram", "wordpiece")
 SPECIALS = ["<|endoftext|>", "<|pad|>", *CHATML_SPECIAL_TOKENS]
