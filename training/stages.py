@@ -18,6 +18,7 @@ from pathlib import Path
 from training.classify_config import ClassifyConfig
 from training.clean_config import CleanConfig
 from training.config import _Config
+from training.evaluate_config import EvaluateConfig
 from training.events import Reporter
 from training.export_config import ExportConfig
 from training.generate_config import GenerateConfig
@@ -51,8 +52,9 @@ TOKENIZER = Output("tokenizer")
 CORPUS = Output("corpus", dataset=True)
 CHECKPOINT = Output("checkpoint")
 GENERATIONS = Output("generations")
+EVALUATION = Output("evaluation")
 EXPORT = Output("export")
-OUTPUTS = {o.kind: o for o in (TOKENIZER, CORPUS, CHECKPOINT, GENERATIONS, EXPORT)}
+OUTPUTS = {o.kind: o for o in (TOKENIZER, CORPUS, CHECKPOINT, GENERATIONS, EVALUATION, EXPORT)}
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ STAGES = {
               "fine-tune a base model into a sequence classifier"),
         Stage("generate", GenerateConfig, "training.generate", GENERATIONS, Gpu.CAN_USE,
               "sample K responses per prompt from one or more checkpoints"),
+        Stage("evaluate", EvaluateConfig, "training.evaluate", EVALUATION, Gpu.CAN_USE,
+              "score checkpoints on a dataset: perplexity, multiple choice, exact match, classification"),
         Stage("export", ExportConfig, "training.export", EXPORT, Gpu.CAN_USE,
               "quantise a checkpoint for serving (int8 weight-only) and compare its perplexity"),
     )

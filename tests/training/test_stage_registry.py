@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.training.fixtures import SFT_MESSAGES, SMS_SPAM
-from tests.training.helpers import CORPUS, REPO, FakeReporter, run_cli
+from tests.training.helpers import CORPUS, REPO, SAMPLE_DATA, FakeReporter, run_cli
 from training.__main__ import main
 from training.stages import OUTPUTS, STAGES, Gpu
 
@@ -24,6 +24,8 @@ MINIMAL = {
                  "max_steps": 90},
     "generate": {"models": [{"path": "MODEL", "label": "a", "artifact": None}], "output_dir": "out", "prompts": ["Hi"]},
     "export": {"base_model": "MODEL", "output_dir": "out", "eval_tokens": 512},
+    "evaluate": {"models": [{"path": "MODEL", "label": "a", "artifact": None}], "output_dir": "out",
+                 "dataset_path": str(SAMPLE_DATA / "eval" / "mmlu-test-500.jsonl"), "max_examples": 50},
 }
 
 
