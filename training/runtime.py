@@ -46,3 +46,8 @@ def resolve_precision(precision: str, device: torch.device, *, bf16_on_cpu: bool
 def autocast_for(precision: str, device: torch.device) -> AbstractContextManager:
     """Mixed precision for a hand-written loop: bf16 autocast, or nothing (fp32)."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def weights_dtype(precision: str) -> torch.dtype:
+    """The dtype to load weights in for a precision `resolve_precision` gave (inference: no autocast)."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)

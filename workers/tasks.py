@@ -1,5 +1,6 @@
 """Celery tasks: twenty lines each; the work lives in supervisor.py and recovery.py."""
 
+import functools
 import socket
 
 from celery.utils.log import get_task_logger
@@ -42,3 +43,21 @@ def classify_texts(model_dir: str, texts: list[str]) -> list[dict]:
     from training.predict import classify_texts as predict
 
     return predict(model_dir, texts)
+
+
+@app.task(name="workers.generate_stream")
+def generate_stream(request_id: str, model_dir: str, request: dict) -> None:
+    """One answer streamed token by token into Redis for the web to read (the `inference` queue;
+    lab/hub/generation.py). The models stay loaded in this process between requests."""
+    from lab.hub.generation import relay
+    from training.serving import GenerationRequest, stream
+
+    relay(request_id, lambda should_stop: stream(model_cache(), model_dir, GenerationRequest.from_dict(request), should_stop))
+
+
+@functools.cache
+def model_cache():
+    """This worker process's loaded models (an inference worker runs its tasks in itself: solo pool)."""
+    from training.serving import ModelCache
+
+    return ModelCache()

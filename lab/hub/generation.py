@@ -1,0 +1,129 @@
+"""A model answering while a person (or a program) reads along: the web side of streaming generation.
+
+`start_generation` sends the request to the `inference` queue; a worker (workers.generate_stream) runs
+training/serving.py's `stream` and `relay`s each item into the Redis stream `<prefix>:gen:<request_id>`,
+which expires `STREAM_TTL_S` after its last item. `steps` reads that stream from the start, at the
+reader's own pace: a slow reader never holds the worker, which writes at its own. `cancel` sets the key
+`<prefix>:gen:<request_id>:cancel`, which the worker reads after each token: it ends the answer
+(`finish_reason: cancelled`) and is free for the next request. A reader that goes away before the end
+cancels the same way.
+
+Items are training/serving.py's (`token`, then `done`), or one `{"type": "error", "message", "field"}`
+in place of `done` when the request or the model cannot be served (`field` names what to change, or is
+null) or when no worker answered in time (`code: "timeout"`).
+
+No torch here: the web process imports this module, the worker only its `relay`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+from kombu.exceptions import OperationalError
+
+from lab.queues import INFERENCE_QUEUE
+from lab.runs.models import Artifact
+from lab.task_client import client
+from training.config_checks import ConfigError
+from training.generation_request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+STREAM_TTL_S = 300
+"""A stream (and a cancel flag) is deleted this long after its last write; so is a request no worker took."""
+END_TYPES = ("done", "error")
+
+
+class GenerationUnavailable(Exception):
+    """The task queue cannot be reached: no request was sent."""
+
+
+def stream_key(request_id: str) -> str:
+    return f"{settings.LAB_REDIS_PREFIX}:gen:{request_id}"
+
+
+def cancel_key(request_id: str) -> str:
+    return f"{stream_key(request_id)}:cancel"
+
+
+def start_generation(artifact: Artifact, request: dict[str, Any]) -> str:
+    """Send `request` (a GenerationRequest's fields) for the checkpoint `artifact` (one the caller may
+    use: lab/access.py) to an inference worker; its request id. A bad request is a ConfigError naming
+    the field, before anything is sent; an unreachable queue is GenerationUnavailable."""
+    GenerationRequest.from_dict(request)
+    request_id = uuid.uuid4().hex
+    try:
+        client.send_task("workers.generate_stream", args=[request_id, str(artifact.absolute_path), request],
+                         queue=INFERENCE_QUEUE, expires=STREAM_TTL_S)
+    except (OperationalError, redis.RedisError, OSError) as exc:
+        raise GenerationUnavailable("the task queue is unreachable: try again in a minute") from exc
+    return request_id
+
+
+async def steps(request_id: str, timeout_s: float = 60) -> AsyncIterator[dict[str, Any]]:
+    """The request's items as the worker writes them, up to its `done` (or `error`) item. When nothing
+    comes for `timeout_s` (no worker took it, or it stalled), an `error` item with `code: "timeout"`
+    ends it and the request is cancelled."""
+    connection = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+    key, last, finished = stream_key(request_id), "0-0", False
+    try:
+        while not finished:
+            answer = await connection.xread({key: last}, count=512, block=max(int(timeout_s * 1000), 1))
+            if not answer:  # not finished: the request is cancelled below
+                yield {"type": "error", "code": "timeout", "field": None,
+                       "message": f"no inference worker answered within {timeout_s:g} s: is a worker consuming "
+                                  f"the '{INFERENCE_QUEUE}' queue?"}
+                break
+            for entry_id, fields in answer[0][1]:
+                last = entry_id
+                item = json.loads(fields[b"item"])
+                finished = item["type"] in END_TYPES
+                yield item
+                if finished:
+                    break
+    finally:
+        if not finished:  # the reader left (or timed out): the worker need not go on
+            await connection.set(cancel_key(request_id), 1, ex=STREAM_TTL_S)
+        await connection.aclose()
+
+
+def cancel(request_id: str) -> None:
+    """Ask the worker to end the answer after its current token."""
+    connection = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=10)
+    with connection:
+        connection.set(cancel_key(request_id), 1, ex=STREAM_TTL_S)
+
+
+def relay(request_id: str, answer: Callable[[Callable[[], bool]], Iterator[dict[str, Any]]]) -> None:
+    """The worker's side: write each item of `answer(should_stop)` to the request's stream as it comes,
+    and read the cancel flag back in the same round trip; `should_stop` says whether it was set. A bad
+    request or model becomes an `error` item naming the field; any other failure one that says what."""
+    connection = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=10)
+    key, flag = stream_key(request_id), cancel_key(request_id)
+    cancelled = [False]
+
+    def write(item: dict[str, Any]) -> None:
+        pipe = connection.pipeline(transaction=False)
+        pipe.xadd(key, {"item": json.dumps(item, ensure_ascii=False)})
+        pipe.expire(key, STREAM_TTL_S)
+        pipe.exists(flag)
+        cancelled[0] = bool(pipe.execute()[-1])
+
+    with connection:
+        if connection.exists(flag):  # cancelled while queued: the reader is gone, load nothing
+            return
+        try:
+            for item in answer(lambda: cancelled[0]):
+                write(item)
+        except ConfigError as exc:
+            write({"type": "error", "field": exc.field, "message": exc.message})
+        except Exception as exc:
+            log.exception("generation %s failed", request_id)
+            write({"type": "error", "field": None, "message": f"the model could not answer: {type(exc).__name__}: {exc}"})
