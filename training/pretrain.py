@@ -36,6 +36,7 @@ from training.data import (
 from training.events import Reporter
 from training.pretrain_config import PretrainConfig
 from training.runtime import autocast_for, pick_device, resolve_precision, seed_everything
+from training.sampling import sample_continuation
 from training.stage_shape import setup_then_fit
 from training.tokenizer import load_tokenizer
 
@@ -323,29 +324,13 @@ def evaluate(s: Setup, autocast: AbstractContextManager) -> float:
 
 @torch.no_grad()
 def generate_sample(s: Setup) -> str:
-    """Top-k sampling from `sample_prompt` (or from eos), with a generator of its own.
-
-    The fixed generator makes samples at different steps comparable and leaves the global RNG,
-    which a resume restores, untouched.
-    """
+    """A top-k sample from `sample_prompt` (or from eos), seeded by the config's seed: samples at
+    different steps compare, and the global RNG, which a resume restores, is left untouched."""
     cfg = s.cfg
     s.model.eval()
-    prompt = s.tokenizer.encode(cfg.sample_prompt, add_special_tokens=False).ids
-    x = torch.tensor([prompt or [s.eos_id]], device=s.device)
-    generator = torch.Generator(device=s.device).manual_seed(cfg.seed)
-    new: list[int] = []
-    for _ in range(cfg.sample_tokens):
-        logits = s.model(input_ids=x[:, -cfg.context_length :], use_cache=False).logits
-        logits = logits[:, -1, :].float()
-        top, _ = torch.topk(logits, min(SAMPLE_TOP_K, logits.size(-1)))
-        logits[logits < top[:, [-1]]] = -math.inf
-        probs = torch.softmax(logits / SAMPLE_TEMPERATURE, dim=-1)
-        next_id = torch.multinomial(probs, num_samples=1, generator=generator)
-        token = int(next_id.item())  # a sync per token; samples are rare and short
-        if token == s.eos_id:
-            break
-        new.append(token)
-        x = torch.cat([x, next_id], dim=1)
+    prompt = s.tokenizer.encode(cfg.sample_prompt, add_special_tokens=False).ids or [s.eos_id]
+    new = sample_continuation(s.model, prompt, max_new_tokens=cfg.sample_tokens, window=cfg.context_length,
+                              top_k=SAMPLE_TOP_K, temperature=SAMPLE_TEMPERATURE, seed=cfg.seed, stop_ids=[s.eos_id])
     s.model.train()
     return s.tokenizer.decode(new)
 

@@ -4,6 +4,9 @@ Where it stops: eos, the model's own stop tokens, and with a chat template the e
 closes replies with (`END_OF_TURN_TOKENS`). sft stops its eval samples there and writes them into the
 checkpoint's generation config; generate stops its responses there.
 
+Pretrain's samples (`sample_continuation`): one sequence, token by token, with the model seeing at
+most its training window, so a sample may run past the context the model was trained on.
+
 Sampling (generate): batched with `model.generate`, yet every response has its own seed: generation
 runs in greedy mode behind a logits processor that applies temperature, top-k and top-p and then
 adds Gumbel noise drawn from the row's own generator. The argmax of logits plus Gumbel noise is a
@@ -14,6 +17,7 @@ depends only on its seed, not on which other rows share its batch.
 from __future__ import annotations
 
 import hashlib
+import math
 
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
@@ -79,3 +83,25 @@ class SeededSampler(LogitsProcessor):
         # -log(Exponential(1)) is Gumbel(0, 1). A draw of exactly 0 (about 1 in 2^24 per token)
         # would give +inf, which turns a filtered -inf score into NaN: keep it tiny but positive.
         return scores - noise.clamp_min(torch.finfo(noise.dtype).tiny).log()
+
+
+@torch.no_grad()
+def sample_continuation(model: torch.nn.Module, prompt_ids: list[int], *, max_new_tokens: int, window: int, top_k: int,
+                        temperature: float, seed: int, stop_ids: list[int]) -> list[int]:
+    """Top-k sampling of up to `max_new_tokens` after `prompt_ids`, the model reading the last `window`
+    tokens, with a generator of its own (`seed`); stops before a token of `stop_ids`."""
+    device = next(model.parameters()).device
+    x = torch.tensor([prompt_ids], device=device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    new: list[int] = []
+    for _ in range(max_new_tokens):
+        logits = model(input_ids=x[:, -window:], use_cache=False).logits[:, -1, :].float()
+        top, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+        logits[logits < top[:, [-1]]] = -math.inf
+        next_id = torch.multinomial(torch.softmax(logits / temperature, dim=-1), num_samples=1, generator=generator)
+        token = int(next_id.item())  # a sync per token; samples are rare and short
+        if token in stop_ids:
+            break
+        new.append(token)
+        x = torch.cat([x, next_id], dim=1)
+    return new
