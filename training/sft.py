@@ -25,7 +25,7 @@ import datasets
 import torch
 from datasets import Dataset
 from peft import LoraConfig, PeftModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, PrinterCallback
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, PrinterCallback, Trainer
 from transformers.utils import logging as hf_logging
 from trl import SFTConfig, SFTTrainer
 from trl.chat_template_utils import get_training_chat_template
@@ -224,68 +224,80 @@ def lora_config(cfg: LoraFields, task_type: str = "CAUSAL_LM", modules_to_save: 
     )
 
 
-def trainer_config(cfg: SftConfig, device: torch.device, precision: str, loss_mode: str) -> SFTConfig:
+def loop_arguments(cfg: Any, device: torch.device, precision: str) -> dict[str, Any]:
+    """The Trainer arguments of a stage's training-loop fields (`TrainingLoopConfig` and `schedule`,
+    `epochs`), for the trl configs of sft and dpo; the batch sizes are each stage's own."""
     schedules = {
         "cosine": ("cosine_with_min_lr", {"min_lr_rate": cfg.min_lr_ratio}),
         "linear": ("linear", {}),
         "constant": ("constant_with_warmup", {}),
     }
     scheduler, scheduler_kwargs = schedules[cfg.schedule]
+    return {
+        "output_dir": cfg.output_dir,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "max_steps": cfg.max_steps or -1,
+        "num_train_epochs": cfg.epochs,
+        "learning_rate": cfg.lr,
+        "lr_scheduler_type": scheduler,
+        "lr_scheduler_kwargs": scheduler_kwargs,
+        "warmup_steps": cfg.warmup_steps,
+        "weight_decay": cfg.weight_decay,
+        "adam_beta1": cfg.beta1,
+        "adam_beta2": cfg.beta2,
+        "max_grad_norm": cfg.grad_clip,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "use_cpu": device.type == "cpu",
+        "logging_strategy": "steps",
+        "logging_steps": cfg.log_every,
+        "eval_strategy": "steps" if cfg.eval_every else "no",  # the callback adds the end's eval
+        "eval_steps": cfg.eval_every or None,
+        "save_strategy": "steps" if cfg.checkpoint_every_steps else "no",  # the end always saves
+        "save_steps": cfg.checkpoint_every_steps or 500,
+        "report_to": "none",
+        "disable_tqdm": True,
+    }
+
+
+def trainer_config(cfg: SftConfig, device: torch.device, precision: str, loss_mode: str) -> SFTConfig:
     # Packed rows go through the model one at a time, their gradients accumulated into the same
     # optimizer step: trl's padding-free collator joins a batch's rows into one sequence, and
     # without a varlen kernel (flash attention) its block-diagonal attention then costs
     # (rows * max_length)^2 instead of rows * max_length^2 (measured: half the speed at 4 x 512).
     rows_per_pass, passes = (1, cfg.batch_size * cfg.grad_accum) if cfg.packing else (cfg.batch_size, cfg.grad_accum)
     return SFTConfig(
-        output_dir=cfg.output_dir,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
+        **loop_arguments(cfg, device, precision),
         per_device_train_batch_size=rows_per_pass,
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=passes,
-        max_steps=cfg.max_steps or -1,
-        num_train_epochs=cfg.epochs,
-        learning_rate=cfg.lr,
-        lr_scheduler_type=scheduler,
-        lr_scheduler_kwargs=scheduler_kwargs,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        adam_beta1=cfg.beta1,
-        adam_beta2=cfg.beta2,
-        max_grad_norm=cfg.grad_clip,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        use_cpu=device.type == "cpu",
         activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
-        logging_strategy="steps",
-        logging_steps=cfg.log_every,
-        eval_strategy="steps" if cfg.eval_every else "no",  # the callback adds the end's eval
-        eval_steps=cfg.eval_every or None,
-        save_strategy="steps" if cfg.checkpoint_every_steps else "no",  # the end always saves
-        save_steps=cfg.checkpoint_every_steps or 500,
         max_length=cfg.max_length,
         packing=cfg.packing,
         packing_strategy="bfd",
         eval_packing=False,  # the same eval batches packed or not, so eval losses compare
         assistant_only_loss=loss_mode == "assistant",
         completion_only_loss=loss_mode == "completion",
-        report_to="none",
-        disable_tqdm=True,
     )
 
 
 @torch.no_grad()
 def generate_samples(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, conversations: list[Messages],
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, conversations: list[Messages | str],
     max_new_tokens: int, stop_ids: list[int], max_length: int,
 ) -> list[tuple[str, str]]:
-    """Greedy answers to the conversations: deterministic, and no draw from the RNG a resume restores."""
+    """Greedy answers to the conversations (or to text prompts, continued as they are: dpo's data
+    may be text): deterministic, and no draw from the RNG a resume restores."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     answers = []
     for messages in conversations:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if isinstance(messages, str):
+            text = messages
+        else:
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         ids = ids[-max(max_length - max_new_tokens, 1):]  # a long prompt keeps its end
         input_ids = torch.tensor([ids], device=device)
@@ -294,7 +306,7 @@ def generate_samples(
             do_sample=False, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id,
         )
         answer = tokenizer.decode(output[0, len(ids):], skip_special_tokens=True)
-        answers.append((messages[-1]["content"], answer))
+        answers.append((messages if isinstance(messages, str) else messages[-1]["content"], answer))
     model.train(was_training)
     return answers
 
@@ -303,10 +315,9 @@ def export(run: SftRun) -> tuple[Path, dict[str, Any]]:
     """The artifact folder and its metadata. Full: the final checkpoint. LoRA: `adapter/`, and
     `merged/` (base + adapter as one model) unless `merge_lora` is off."""
     cfg, trainer = run.cfg, run.trainer
-    step = trainer.state.global_step
     metadata: dict[str, Any] = {
         "method": cfg.method,
-        "step": step,
+        "step": trainer.state.global_step,
         "base_model": {
             "path": cfg.base_model, "architecture": run.info.architecture, "params": run.info.parameters,
             "context_length": run.info.context_length,
@@ -316,26 +327,33 @@ def export(run: SftRun) -> tuple[Path, dict[str, Any]]:
         "trainable_params": run.callback.summary["trainable_params"],
         "params": run.callback.summary["params"],
         "loss_on": run.loss_mode,
-        "merged": False,
     }
-    if not cfg.uses_lora:
-        return checkpoint_folder(cfg.output_dir, step).resolve(), metadata
-    out = Path(cfg.output_dir)
-    adapter = _write_atomically(out / "adapter", lambda tmp: _save(trainer.model, run.tokenizer, tmp))
-    metadata["adapter_path"] = str(adapter)
-    if not cfg.merge_lora:
-        return adapter, metadata
-    merged = _write_atomically(out / "merged", lambda tmp: _save(merge(run, adapter), run.tokenizer, tmp))
-    return merged, metadata | {"merged": True}
+    folder, saved = export_weights(trainer, run.tokenizer, cfg.output_dir, cfg.method, cfg.base_model, cfg.merge_lora)
+    return folder, metadata | saved
 
 
-def merge(run: SftRun, adapter: Path) -> PreTrainedModel:
+def export_weights(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, output_dir: str, method: str, base_model: str,
+                   merge_lora: bool) -> tuple[Path, dict[str, Any]]:
+    """The trained model's folder, for every stage that fine-tunes with a Trainer (full, lora or
+    qlora), and what it is (`merged`, `adapter_path`). Full: the final checkpoint. LoRA: `adapter/`,
+    and `merged/` (base + adapter as one model) unless `merge_lora` is off."""
+    if method == "full":
+        return checkpoint_folder(output_dir, trainer.state.global_step).resolve(), {"merged": False}
+    out = Path(output_dir)
+    adapter = _write_atomically(out / "adapter", lambda tmp: _save(trainer.model, tokenizer, tmp))
+    if not merge_lora:
+        return adapter, {"merged": False, "adapter_path": str(adapter)}
+    merged = _write_atomically(out / "merged", lambda tmp: _save(merge(trainer.model, method, base_model, adapter), tokenizer, tmp))
+    return merged, {"merged": True, "adapter_path": str(adapter)}
+
+
+def merge(model: PeftModel, method: str, base_model: str, adapter: Path) -> PreTrainedModel:
     """Base + adapter as one plain model. A 4-bit base is reloaded in bf16 first: merging into
     quantized weights would round the adapter away."""
-    if run.cfg.method == "qlora":
-        base, _ = load_base_model(run.cfg.base_model, dtype=torch.bfloat16)
+    if method == "qlora":
+        base, _ = load_base_model(base_model, dtype=torch.bfloat16)
         return PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    return run.trainer.model.merge_and_unload()
+    return model.merge_and_unload()
 
 
 def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
