@@ -18,6 +18,7 @@ from pathlib import Path
 from training.classify_config import ClassifyConfig
 from training.clean_config import CleanConfig
 from training.config import _Config
+from training.dpo_config import DpoConfig
 from training.evaluate_config import EvaluateConfig
 from training.events import Reporter
 from training.export_config import ExportConfig
@@ -87,6 +88,8 @@ STAGES = {
               "fine-tune a causal LM on conversations (full, LoRA or QLoRA)"),
         Stage("classify", ClassifyConfig, "training.classify", CHECKPOINT, Gpu.CAN_USE,
               "fine-tune a base model into a sequence classifier"),
+        Stage("dpo", DpoConfig, "training.dpo", CHECKPOINT, Gpu.CAN_USE,
+              "preference-tune a causal LM on pairs or labels (DPO and its losses, ORPO, SimPO, KTO)"),
         Stage("generate", GenerateConfig, "training.generate", GENERATIONS, Gpu.CAN_USE,
               "sample K responses per prompt from one or more checkpoints"),
         Stage("evaluate", EvaluateConfig, "training.evaluate", EVALUATION, Gpu.CAN_USE,

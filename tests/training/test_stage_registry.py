@@ -22,6 +22,8 @@ MINIMAL = {
     "sft": {"base_model": "MODEL", "dataset_path": str(SFT_MESSAGES), "output_dir": "out", "lr": 1e-4},
     "classify": {"base_model": "MODEL", "dataset_path": str(SMS_SPAM), "dataset_format": "tsv", "output_dir": "out",
                  "max_steps": 90},
+    "dpo": {"base_model": "MODEL", "dataset_path": str(SAMPLE_DATA / "preference" / "hh-harmless-test-1811.jsonl"),
+            "output_dir": "out", "beta": 0.2},
     "generate": {"models": [{"path": "MODEL", "label": "a", "artifact": None}], "output_dir": "out", "prompts": ["Hi"]},
     "export": {"base_model": "MODEL", "output_dir": "out", "eval_tokens": 512},
     "evaluate": {"models": [{"path": "MODEL", "label": "a", "artifact": None}], "output_dir": "out",
@@ -57,8 +59,8 @@ def test_it_declares_every_stage_the_command_line_runs(capsys):
 def test_the_command_line_refuses_a_stage_it_does_not_declare(tmp_path):
     config = tmp_path / "run.json"
     config.write_text("{}")
-    result = run_cli("dpo", "--config", str(config))
-    assert result.returncode == 2 and "invalid choice: 'dpo'" in result.stderr
+    result = run_cli("ppo", "--config", str(config))
+    assert result.returncode == 2 and "invalid choice: 'ppo'" in result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(MINIMAL))
