@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "lab.datasets",
     "lab.runs",
     "lab.hub",
+    "lab.evaluations",
     "lab.notebooks",
     "lab.feedback",
 ]

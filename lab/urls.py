@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 
 from lab.accounts import views as accounts
 from lab.datasets import views as datasets
+from lab.evaluations import views as evaluations
 from lab.hub import downloads, inference, tokenizer_views
 from lab.hub import views as hub
 from lab.notebooks import views as notebooks
@@ -43,6 +44,7 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),
     path("runs/<int:pk>/events/", runs.run_events, name="run-events"),
+    path("evaluations/<int:pk>/", evaluations.evaluation_report, name="evaluation-report"),
     path("artifacts/<int:pk>/download/", downloads.artifact_download, name="artifact-download"),
     path("artifacts/<int:pk>/encode/", tokenizer_views.tokenizer_encode, name="tokenizer-encode"),
     path("artifacts/<int:pk>/compare-options/", tokenizer_views.tokenizer_compare_options, name="tokenizer-compare-options"),

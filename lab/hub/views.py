@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from lab.access import artifacts_for_user, get_artifact_for_user, working_teams
 from lab.accounts.models import Team
 from lab.datasets.ingest import IngestError
+from lab.evaluations.views import evaluations_of
 from lab.hub.base_models import register_model_folder
 from lab.hub.downloads import training_state_files
 from lab.runs.models import Artifact
@@ -71,6 +72,7 @@ def model_detail(request, pk):
         "model": artifact, "info": info, "problem": problem,
         "training_state_bytes": sum(path.stat().st_size for path in training_state),
         "lineage": lineage(artifact), "classification": artifact.metadata.get("task") == "classification",
+        "evaluations": evaluations_of(artifact),
     })
 
 

@@ -19,7 +19,7 @@ from django.utils.module_loading import import_string
 from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact
-from training import classify_config, sft_config
+from training import classify_config, evaluate_config, sft_config
 from training.config import ConfigError, _Config
 from training.pretrain_config import PretrainConfig
 from training.stages import STAGES, Gpu, Stage
@@ -146,6 +146,12 @@ def _generate_paths(inputs: dict, output_dir: str) -> dict:
     return paths
 
 
+def _evaluate_paths(inputs: dict, output_dir: str) -> dict:
+    dataset = inputs["dataset"]
+    return _generate_paths({"model_cells": inputs["model_cells"]}, output_dir) | {
+        "dataset_path": dataset.path, "dataset_format": dataset.metadata["format"]}
+
+
 def check_data_fits(config: PretrainConfig, inputs: dict) -> None:
     """Refuse a batch larger than the corpus before queueing, when the tokenizer counted this corpus.
 
@@ -217,5 +223,15 @@ CELL_KINDS: dict[str, CellKind] = {
                  context="lab.notebooks.views.generations_of"),
         CellKind(Cell.Kind.ANNOTATE, (InputSpec("generate_cell", "generated responses", cells=(Cell.Kind.GENERATE,)),),
                  form="lab.notebooks.forms.AnnotateForm", context="lab.notebooks.views.campaigns"),
+        # A classify cell's checkpoint is scored on a classification dataset.
+        CellKind(Cell.Kind.EVALUATE,
+                 (InputSpec("model_cells", "checkpoints", cells=(*MODEL_CELLS, Cell.Kind.CLASSIFY), many=True),
+                  InputSpec("dataset", "evaluation dataset",
+                            dataset_kinds=(Dataset.Kind.EVAL, Dataset.Kind.TEXT, Dataset.Kind.CLASSIFICATION))),
+                 stage="evaluate", paths=_evaluate_paths,
+                 options={"task": evaluate_config.TASKS, "mc_style": evaluate_config.MC_STYLES,
+                          "precision": evaluate_config.PRECISIONS},
+                 basic=("max_examples", "num_fewshot", "answer_extraction", "samples", "temperature"),
+                 context="lab.evaluations.views.evaluation_table"),
     )
 }

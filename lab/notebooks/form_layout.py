@@ -79,6 +79,15 @@ LABELS = {
     "top_k": "Top-k",
     "max_new_tokens": "Maximum new tokens",
     "use_chat_template": "Use the chat template",
+    # evaluate
+    "task": "Task",
+    "max_examples": "Maximum examples",
+    "num_fewshot": "Few-shot examples",
+    "mc_style": "Multiple-choice prompt",
+    "stride": "Window stride (tokens)",
+    "answer_extraction": "Answer extraction",
+    "samples": "Responses per question (k)",
+    "bootstrap_samples": "Bootstrap resamples",
 }
 
 

@@ -30,6 +30,7 @@ class Cell(models.Model):
         CLASSIFY = "classify", "Classification fine-tuning"
         GENERATE = "generate", "Generate responses"
         ANNOTATE = "annotate", "Human feedback"
+        EVALUATE = "evaluate", "Evaluate"
 
     notebook = models.ForeignKey(Notebook, on_delete=models.CASCADE, related_name="cells")
     position = models.IntegerField(default=0)

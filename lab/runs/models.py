@@ -261,6 +261,7 @@ class Artifact(models.Model):
         TOKENIZER = "tokenizer", "Tokenizer"
         CHECKPOINT = "checkpoint", "Checkpoint"
         GENERATIONS = "generations", "Generated responses"
+        EVALUATION = "evaluation", "Evaluation"
         EXPORT = "export", "Quantised export"
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="artifacts")
