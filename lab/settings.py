@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "lab.datasets",
     "lab.runs",
     "lab.hub",
+    "lab.fleet",
     "lab.evaluations",
     "lab.notebooks",
     "lab.feedback",
@@ -155,6 +156,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Run lifecycle (see docs/contracts.md and ../shared/notes/jobs.md).
 LAB_LEASE_SECONDS = env_float("LAB_LEASE_SECONDS", 30.0)
 LAB_HEARTBEAT_SECONDS = env_float("LAB_HEARTBEAT_SECONDS", 10.0)
+# A worker heartbeats (with its GPUs' readings) this often; it is offline after three missed beats.
+LAB_WORKER_HEARTBEAT_SECONDS = env_float("LAB_WORKER_HEARTBEAT_SECONDS", 5.0)
+LAB_WORKER_OFFLINE_SECONDS = env_float("LAB_WORKER_OFFLINE_SECONDS", 3 * LAB_WORKER_HEARTBEAT_SECONDS)
 LAB_REAP_SECONDS = env_float("LAB_REAP_SECONDS", 10.0)
 LAB_MAX_RESTARTS = env_int("LAB_MAX_RESTARTS", 3)
 LAB_CANCEL_GRACE_SECONDS = env_float("LAB_CANCEL_GRACE_SECONDS", 60.0)

@@ -6,7 +6,7 @@ import sys
 
 import django
 from celery import Celery
-from celery.signals import worker_shutting_down
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 from celery.worker import state
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lab.settings")
@@ -31,3 +31,21 @@ def _stop_runs_at_a_checkpoint(**_) -> None:
                 os.kill(request.worker_pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+@worker_ready.connect
+def _join_the_fleet(sender, **_) -> None:
+    """Register on the admin's workers page and heartbeat there with the GPUs' readings (workers/fleet.py)."""
+    from workers.fleet import start_heartbeats
+
+    start_heartbeats(sender.hostname, list(app.amqp.queues.consume_from))
+
+
+@worker_shutdown.connect
+def _leave_the_fleet(sender, **_) -> None:
+    from workers.fleet import stopped
+
+    try:
+        stopped(sender.hostname)
+    except Exception:  # noqa: BLE001 - the row goes offline by its heartbeat's age anyway
+        pass

@@ -1,0 +1,65 @@
+"""A worker registers itself when it starts and heartbeats while it lives (lab/fleet's Worker row),
+with its GPUs' readings; it says it stopped when it shuts down. The admin's workers page reads
+these rows; a worker whose heartbeats stop is offline (settings.LAB_WORKER_OFFLINE_SECONDS)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from lab.fleet.models import Worker
+from workers.gpus import read_devices
+
+log = logging.getLogger(__name__)
+_stop = threading.Event()
+
+
+def register(hostname: str, queues: list[str]) -> Worker:
+    devices, why = read_devices()
+    worker, _ = Worker.objects.update_or_create(hostname=hostname, defaults={
+        "host": socket.gethostname(), "queues": sorted(queues), "pid": os.getpid(), "cpu_count": os.cpu_count() or 0,
+        "devices": devices, "nvml_error": why, "started_at": timezone.now(), "heartbeat_at": timezone.now(),
+        "stopped_at": None,
+    })
+    return worker
+
+
+def heartbeat(hostname: str) -> bool:
+    """One beat with fresh readings; False when the row is gone (then the next start registers again)."""
+    devices, why = read_devices()
+    return bool(Worker.objects.filter(hostname=hostname).update(
+        heartbeat_at=timezone.now(), devices=devices, nvml_error=why, stopped_at=None))
+
+
+def stopped(hostname: str) -> None:
+    _stop.set()
+    Worker.objects.filter(hostname=hostname).update(stopped_at=timezone.now())
+
+
+def start_heartbeats(hostname: str, queues: list[str]) -> threading.Thread:
+    """Register, then beat every LAB_WORKER_HEARTBEAT_SECONDS on a daemon thread of the worker's main
+    process. A database or NVML failure skips a beat; it never stops the worker."""
+    _stop.clear()
+
+    def beat() -> None:
+        registered = False
+        while True:
+            try:
+                registered = heartbeat(hostname) if registered else bool(register(hostname, queues))
+            except Exception:  # noqa: BLE001 - a missed beat is logged, the next one tries again
+                log.exception("worker %s: heartbeat failed", hostname)
+                connection.close()
+            finally:
+                close_old_connections()
+            if _stop.wait(settings.LAB_WORKER_HEARTBEAT_SECONDS):
+                return
+
+    thread = threading.Thread(target=beat, name="fleet-heartbeat", daemon=True)
+    thread.start()
+    return thread
