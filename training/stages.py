@@ -24,6 +24,7 @@ from training.events import Reporter
 from training.export_config import ExportConfig
 from training.generate_config import GenerateConfig
 from training.pretrain_config import PretrainConfig
+from training.reward_config import RewardConfig
 from training.sft_config import SftConfig
 from training.stage_shape import setup_then_fit
 from training.tokenizer_config import TokenizerConfig
@@ -86,6 +87,8 @@ STAGES = {
               "pretrain a Llama-style decoder on a tokenized corpus, from scratch or on"),
         Stage("sft", SftConfig, "training.sft", CHECKPOINT, Gpu.CAN_USE,
               "fine-tune a causal LM on conversations (full, LoRA or QLoRA)"),
+        Stage("reward", RewardConfig, "training.reward", CHECKPOINT, Gpu.CAN_USE,
+              "train a reward model on preference pairs: one score per prompt and response"),
         Stage("classify", ClassifyConfig, "training.classify", CHECKPOINT, Gpu.CAN_USE,
               "fine-tune a base model into a sequence classifier"),
         Stage("dpo", DpoConfig, "training.dpo", CHECKPOINT, Gpu.CAN_USE,

@@ -20,6 +20,8 @@ MINIMAL = {
     "clean": {"input_path": "c.txt", "output_dir": "out", "min_chars": 5},
     "pretrain": {"corpus_path": "c.txt", "tokenizer_path": "t.json", "output_dir": "out", "max_steps": 70},
     "sft": {"base_model": "MODEL", "dataset_path": str(SFT_MESSAGES), "output_dir": "out", "lr": 1e-4},
+    "reward": {"base_model": "MODEL", "dataset_path": str(SAMPLE_DATA / "preference" / "hh-harmless-test-1811.jsonl"),
+               "output_dir": "out", "center_rewards": 0.01},
     "classify": {"base_model": "MODEL", "dataset_path": str(SMS_SPAM), "dataset_format": "tsv", "output_dir": "out",
                  "max_steps": 90},
     "dpo": {"base_model": "MODEL", "dataset_path": str(SAMPLE_DATA / "preference" / "hh-harmless-test-1811.jsonl"),

@@ -1,4 +1,5 @@
-"""Preference pairs in trl's shape: `{"prompt", "chosen", "rejected"}`, strings or messages.
+"""Preference pairs in trl's shape: `{"prompt", "chosen", "rejected"}`, strings or messages, and
+the pair's `margin` when it has one.
 
 Records without a prompt are split into one: hh-rlhf transcripts at their last assistant turn,
 message lists at the end of the messages both share.
@@ -6,12 +7,15 @@ message lists at the end of the messages both share.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from training.datasets.errors import DatasetError, json_type
 from training.datasets.messages import check_messages, require
 
 HH_ASSISTANT = "\n\nAssistant:"
+MAX_MARGIN = 100
+"""A larger margin between two rewards is no preference a sigmoid can tell from an infinite one."""
 
 
 def normalise_preference(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -21,7 +25,19 @@ def normalise_preference(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
     if _answer(canonical["chosen"]) == _answer(canonical["rejected"]):
         raise DatasetError("is the same answer as chosen: a pair must prefer one answer to another",
                            field="rejected")
+    if "margin" in record:
+        canonical["margin"] = _margin(record["margin"])
     return canonical, shape
+
+
+def _margin(value: Any) -> float:
+    """How much better chosen is (a campaign's export: the winners' mean strength): a finite number
+    of at most MAX_MARGIN, which a reward model's loss subtracts from the pair's reward gap."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DatasetError(f"must be a number, not {json_type(value)}", field="margin")
+    if not math.isfinite(value) or abs(value) > MAX_MARGIN:
+        raise DatasetError(f"must be a finite number between -{MAX_MARGIN} and {MAX_MARGIN}", field="margin")
+    return float(value)
 
 
 def _answer(reply: Any) -> Any:
