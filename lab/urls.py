@@ -10,6 +10,7 @@ from lab.evaluations import views as evaluations
 from lab.hub import downloads, inference, tokenizer_views
 from lab.hub import views as hub
 from lab.notebooks import views as notebooks
+from lab.runs import compare
 from lab.runs import views as runs
 
 
@@ -40,6 +41,7 @@ urlpatterns = [
     path("models/", hub.model_list, name="model-list"),
     path("models/<int:pk>/", hub.model_detail, name="model-detail"),
     path("models/<int:pk>/classify/", inference.classify, name="model-classify"),
+    path("runs/compare/", compare.compare_runs, name="run-compare"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
     path("runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),

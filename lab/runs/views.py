@@ -10,6 +10,7 @@ from lab import params
 from lab.access import get_run_for_user
 from lab.datasets.models import Dataset
 from lab.runs.actions import cancel_run, resume_run
+from lab.runs.compare import candidates
 from lab.runs.models import Run
 from lab.runs.streaming import run_state
 from training.config import ConfigError
@@ -31,6 +32,7 @@ def run_detail(request, pk):
         "config_json": json.dumps(run.config, indent=2),
         "artifacts": run.artifacts.all(),
         "deleted_inputs": deleted_inputs(run),
+        "compare_candidates": candidates(run),
     })
 
 
