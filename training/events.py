@@ -64,8 +64,9 @@ class EventWriter:
     def log(self, message: str, level: str = "info") -> None:
         self.emit("log", level=level, message=message)
 
-    def sample(self, step: int, prompt: str, text: str) -> None:
-        self.emit("sample", step=step, prompt=prompt, text=text)
+    def sample(self, step: int, prompt: str, text: str, rewards: dict[str, float | None] | None = None) -> None:
+        fields: dict[str, Any] = {"rewards": rewards} if rewards is not None else {}
+        self.emit("sample", step=step, prompt=prompt, text=text, **fields)
 
     def checkpoint(self, step: int, path: str) -> None:
         self.emit("checkpoint", step=step, path=path)
@@ -109,7 +110,9 @@ class Reporter(Protocol):
 
     def log(self, message: str, level: str = "info") -> None: ...
 
-    def sample(self, step: int, prompt: str, text: str) -> None: ...
+    def sample(self, step: int, prompt: str, text: str, rewards: dict[str, float | None] | None = None) -> None:
+        """A generated answer; `rewards`: what each reward gave it (the rl stage's table)."""
+        ...
 
     def checkpoint(self, step: int, path: str) -> None: ...
 

@@ -32,6 +32,9 @@ PROMPT_ONLY = "prompt"
 class Prompt:
     messages: list[dict[str, str]]
     """The conversation so far, ending with a user message: what a chat template renders."""
+    reference: str | None = None
+    """The answer the dataset gives (a generation eval record's `answer`, an sft conversation's
+    last reply), for a reward that checks answers; None where it gives none."""
 
     @property
     def text(self) -> str:
@@ -77,11 +80,13 @@ def _prompt_of(kind: str, record: dict[str, Any]) -> Prompt:
     if kind == "sft":
         messages = record["messages"]
         last_reply = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-        return Prompt(messages[:last_reply])
+        return Prompt(messages[:last_reply], reference=messages[last_reply]["content"])
     if kind == "preference":
         prompt = record["prompt"]
         return Prompt(prompt) if isinstance(prompt, list) else typed_prompts([prompt])[0]
-    return typed_prompts([record["question"]])[0]
+    # A multiple-choice record's answer is an index into choices the question does not show.
+    reference = None if "choices" in record else str(record["answer"])
+    return Prompt(typed_prompts([record["question"]])[0].messages, reference=reference)
 
 
 def _first_jsonl_record_is_prompt_only(path: str | Path, fmt: str) -> bool:

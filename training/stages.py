@@ -25,6 +25,7 @@ from training.export_config import ExportConfig
 from training.generate_config import GenerateConfig
 from training.pretrain_config import PretrainConfig
 from training.reward_config import RewardConfig
+from training.rl_config import RlConfig
 from training.sft_config import SftConfig
 from training.stage_shape import setup_then_fit
 from training.tokenizer_config import TokenizerConfig
@@ -93,6 +94,8 @@ STAGES = {
               "fine-tune a base model into a sequence classifier"),
         Stage("dpo", DpoConfig, "training.dpo", CHECKPOINT, Gpu.CAN_USE,
               "preference-tune a causal LM on pairs or labels (DPO and its losses, ORPO, SimPO, KTO)"),
+        Stage("rl", RlConfig, "training.rl", CHECKPOINT, Gpu.CAN_USE,
+              "reinforcement-learn a causal LM against weighted rewards (GRPO): rules, a reward model or both"),
         Stage("generate", GenerateConfig, "training.generate", GENERATIONS, Gpu.CAN_USE,
               "sample K responses per prompt from one or more checkpoints"),
         Stage("evaluate", EvaluateConfig, "training.evaluate", EVALUATION, Gpu.CAN_USE,

@@ -34,8 +34,9 @@ class FakeReporter:
     def log(self, message: str, level: str = "info") -> None:
         self._add("log", level=level, message=message)
 
-    def sample(self, step: int, prompt: str, text: str) -> None:
-        self._add("sample", step=step, prompt=prompt, text=text)
+    def sample(self, step: int, prompt: str, text: str, rewards: dict[str, float | None] | None = None) -> None:
+        fields = {"rewards": rewards} if rewards is not None else {}
+        self._add("sample", step=step, prompt=prompt, text=text, **fields)
 
     def checkpoint(self, step: int, path: str) -> None:
         self._add("checkpoint", step=step, path=path)

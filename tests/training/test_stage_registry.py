@@ -26,6 +26,8 @@ MINIMAL = {
                  "max_steps": 90},
     "dpo": {"base_model": "MODEL", "dataset_path": str(SAMPLE_DATA / "preference" / "hh-harmless-test-1811.jsonl"),
             "output_dir": "out", "beta": 0.2},
+    "rl": {"base_model": "MODEL", "dataset_path": str(SAMPLE_DATA / "eval" / "gsm8k-test-300.jsonl"), "output_dir": "out",
+           "num_generations": 8},
     "generate": {"models": [{"path": "MODEL", "label": "a", "artifact": None}], "output_dir": "out", "prompts": ["Hi"]},
     "export": {"base_model": "MODEL", "output_dir": "out", "eval_tokens": 512},
     "evaluate": {"models": [{"path": "MODEL", "label": "a", "artifact": None}], "output_dir": "out",
