@@ -51,5 +51,6 @@ urlpatterns = [
     path("artifacts/<int:pk>/encode/", tokenizer_views.tokenizer_encode, name="tokenizer-encode"),
     path("artifacts/<int:pk>/compare-options/", tokenizer_views.tokenizer_compare_options, name="tokenizer-compare-options"),
     path("campaigns/", include("lab.feedback.urls")),
+    path("fleet/", include("lab.fleet.urls")),
     path("api/", include("lab.api.urls")),
 ]

@@ -36,9 +36,16 @@ def _stop_runs_at_a_checkpoint(**_) -> None:
 @worker_ready.connect
 def _join_the_fleet(sender, **_) -> None:
     """Register on the admin's workers page and heartbeat there with the GPUs' readings (workers/fleet.py)."""
-    from workers.fleet import start_heartbeats
+    from workers.fleet import is_draining, start_heartbeats
 
-    start_heartbeats(sender.hostname, list(app.amqp.queues.consume_from))
+    queues = list(app.amqp.queues.consume_from)
+    try:
+        if is_draining(sender.hostname):  # drained before it restarted: it stays drained
+            for queue in queues:
+                sender.cancel_task_queue(queue)
+    except Exception:  # noqa: BLE001 - no database now: the heartbeat registers it later
+        pass
+    start_heartbeats(sender.hostname, queues)
 
 
 @worker_shutdown.connect

@@ -42,6 +42,10 @@ def stopped(hostname: str) -> None:
     Worker.objects.filter(hostname=hostname).update(stopped_at=timezone.now())
 
 
+def is_draining(hostname: str) -> bool:
+    return Worker.objects.filter(hostname=hostname, draining=True).exists()
+
+
 def start_heartbeats(hostname: str, queues: list[str]) -> threading.Thread:
     """Register, then beat every LAB_WORKER_HEARTBEAT_SECONDS on a daemon thread of the worker's main
     process. A database or NVML failure skips a beat; it never stops the worker."""

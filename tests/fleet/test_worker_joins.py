@@ -1,10 +1,17 @@
-"""A real Celery worker joins the fleet when it starts, heartbeats, and leaves it when it stops."""
+"""A real Celery worker joins the fleet when it starts, heartbeats, and leaves it when it stops; drained, it
+takes nothing new until it is undrained."""
 
 import signal
+import time
 
 import pytest
+from django.contrib.auth import get_user_model
 
+from lab.fleet.actions import set_draining
 from lab.fleet.models import Worker
+from lab.notebooks.actions import start_cell_run
+from lab.runs.models import Status
+from tests.builders import run_status, shakespeare_notebook
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -21,3 +28,18 @@ def test_a_worker_registers_when_it_starts_and_says_it_stopped_when_it_stops(pro
 
     processes.kill(proc, signal.SIGTERM)
     assert Worker.objects.get(pk=worker.pk).state == Worker.State.OFFLINE
+
+
+def test_a_drained_worker_takes_nothing_new_until_it_is_undrained(processes, cast, sample_data):
+    root = get_user_model().objects.create_user("root", is_staff=True)
+    processes.worker("fleet2", queues="cpu")
+    worker = wait_for(lambda: Worker.objects.filter(hostname__startswith="fleet2@").first(), timeout=30, what="registration")
+    drained = set_draining(worker, True, root)
+    assert drained.detail == "no longer consuming from cpu"  # the worker's own answer
+
+    run = start_cell_run(shakespeare_notebook(cast.team, cast.alice, sample_data["corpora/tinyshakespeare.txt"])["tokenizer"], cast.alice)
+    time.sleep(3)
+    assert run_status(run) == Status.QUEUED
+
+    assert set_draining(worker, False, root).detail == "add consumer cpu"
+    wait_for(lambda: run_status(run) == Status.SUCCEEDED, timeout=60, what=f"run {run.pk} after the undrain")

@@ -1,0 +1,59 @@
+"""What staff do to the fleet, each kept in the audit trail (FleetAction): drain a worker (its run
+finishes, it takes nothing new) and undrain it, cancel any team's run, requeue a failed one.
+
+Draining uses Celery's own remote control: the worker stops consuming its queues
+(`cancel_consumer`) and starts again on undrain (`add_consumer`); a drained worker that restarts
+reads its flag when it registers and stops consuming again (workers/fleet.py).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
+from lab.fleet.models import FleetAction, Worker
+from lab.runs.actions import cancel_run, resume_run
+from lab.runs.models import Run
+from lab.task_client import client
+from training.config import ConfigError
+
+CONTROL_TIMEOUT_S = 2.0
+
+
+def _audit(actor, action: str, target: str, detail: str = "") -> FleetAction:
+    return FleetAction.objects.create(actor=actor, action=action, target=target, detail=detail)
+
+
+def _tell_worker(worker: Worker, command: str) -> str:
+    """Send `cancel_consumer` / `add_consumer` for each of the worker's queues; what it answered."""
+    answered = []
+    try:
+        for queue in worker.queues:
+            replies = getattr(client.control, command)(queue, destination=[worker.hostname], reply=True,
+                                                       timeout=CONTROL_TIMEOUT_S)
+            answered += [str(answer.get("ok") or answer.get("error") or answer)
+                         for reply in replies or [] for answer in reply.values()]
+    except (OperationalError, RedisError, OSError) as exc:
+        return f"the broker is unreachable ({exc}): the worker follows its flag when it next registers"
+    return "; ".join(answered) or "no answer (the worker may be offline): it follows its flag when it next registers"
+
+
+def set_draining(worker: Worker, draining: bool, actor) -> FleetAction:
+    with transaction.atomic():
+        Worker.objects.filter(pk=worker.pk).update(draining=draining)
+        worker.refresh_from_db()
+    answer = _tell_worker(worker, "cancel_consumer" if draining else "add_consumer")
+    return _audit(actor, "drain" if draining else "undrain", f"worker {worker.hostname}", answer)
+
+
+def cancel_any_run(run: Run, actor) -> FleetAction:
+    if not cancel_run(run):
+        raise ConfigError("status", f"run {run.pk} is {run.status}: there is nothing to cancel")
+    return _audit(actor, "cancel", f"run {run.pk}", f"team {run.team.name}, stage {run.stage}")
+
+
+def requeue_run(run: Run, actor) -> FleetAction:
+    """Back to the queue from its last checkpoint (ConfigError saying why not, as the run page does)."""
+    resume_run(run)
+    return _audit(actor, "requeue", f"run {run.pk}", f"from {run.last_checkpoint}")

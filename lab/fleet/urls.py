@@ -1,0 +1,12 @@
+from django.urls import path
+
+from lab.fleet import views
+
+urlpatterns = [
+    path("workers/", views.workers_page, name="fleet-workers"),
+    path("workers/<str:pk>/drain/", views.worker_drain, name="fleet-worker-drain"),
+    path("queue/", views.queue_page, name="fleet-queue"),
+    path("runs/<str:pk>/cancel/", views.run_action, {"action": "cancel"}, name="fleet-run-cancel"),
+    path("runs/<str:pk>/requeue/", views.run_action, {"action": "requeue"}, name="fleet-run-requeue"),
+    path("usage/", views.usage_page, name="fleet-usage"),
+]
