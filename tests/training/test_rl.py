@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.training.fixtures import PREFERENCE, SFT_MESSAGES
-from tests.training.helpers import SAMPLE_DATA, FakeReporter
+from tests.training.helpers import SAMPLE_DATA, FakeReporter, parse_events, run_cli, write_config
 from training.config import ConfigError
 from training.rl_config import RlConfig
 
@@ -140,3 +140,28 @@ def test_a_reward_model_that_is_not_a_classifier_is_refused(base_model: Path, tm
 def test_the_config_round_trips_through_json(base_model: Path, tmp_path: Path):
     cfg = rl_config(base_model, tmp_path)
     assert RlConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_a_stop_saves_a_checkpoint_and_a_resume_goes_on_from_it(base_model: Path, tmp_path: Path):
+    from training.rl import run_rl
+
+    stopped = FakeReporter(stop_at_step=2)
+    small = {"num_generations": 2, "batch_size": 1, "max_completion_length": 8, "beta": 0.0, "max_prompts": 12}
+    assert run_rl(rl_config(base_model, tmp_path / "run", max_steps=6, **small), stopped) is None
+    last = stopped.of_type("status")[-1]
+    assert last["status"] == "cancelled" and last["step"] == 3 and not stopped.of_type("artifact")
+    (checkpoint,) = stopped.of_type("checkpoint")
+
+    resumed = FakeReporter()
+    folder = run_rl(rl_config(base_model, tmp_path / "run", max_steps=4, resume_from=checkpoint["path"], **small), resumed)
+    assert resumed.of_type("status")[0]["summary"]["resumed_from_step"] == 3
+    assert [e["step"] for e in resumed.of_type("metric") if "reward" in e["values"]] == [4]
+    assert folder == (tmp_path / "run" / "checkpoint-4").resolve()
+
+
+def test_the_command_line_refuses_a_bad_reward_before_loading_anything(base_model: Path, tmp_path: Path):
+    cfg = rl_config(base_model, tmp_path / "run").to_dict() | {"rewards": [{"kind": "regex", "pattern": "(("}]}
+    result = run_cli("rl", "--config", str(write_config(tmp_path / "run.json", cfg)))
+    assert result.returncode == 2
+    (error,) = [e for e in parse_events(result.stdout) if e["type"] == "error"]
+    assert error["field"] == "rewards[0].pattern" and "not a regular expression" in error["message"]
