@@ -19,7 +19,7 @@ from django.utils.module_loading import import_string
 from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact
-from training import classify_config, evaluate_config, sft_config
+from training import classify_config, dpo_config, evaluate_config, sft_config
 from training.config import ConfigError, _Config
 from training.pretrain_config import PretrainConfig
 from training.stages import STAGES, Gpu, Stage
@@ -44,7 +44,7 @@ class InputSpec:
 # Config fields the lab fills from a cell's inputs (and a resume), never typed in its form.
 SET_BY_LAB = frozenset({"corpus_path", "corpus_format", "input_path", "input_format", "tokenizer_path", "output_dir",
                         "resume_from", "init_from", "base_model", "dataset_path", "dataset_format", "models",
-                        "prompts_path", "prompts_format"})
+                        "prompts_path", "prompts_format", "reference_model"})
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,17 @@ def _evaluate_paths(inputs: dict, output_dir: str) -> dict:
         "dataset_path": dataset.path, "dataset_format": dataset.metadata["format"]}
 
 
+def _dpo_paths(inputs: dict, output_dir: str) -> dict:
+    """The policy and the data as a fine-tune's; a reference model when the cell names one."""
+    paths = _fine_tune_paths(inputs, output_dir)
+    if reference := inputs.get("reference_cell"):
+        if reference.path == paths["base_model"]:
+            raise ConfigError("reference_cell", "is the base model itself: leave it empty, the reference is then the "
+                                                "base (with LoRA, the base with its adapters disabled: no second copy)")
+        paths["reference_model"] = reference.path
+    return paths
+
+
 def check_data_fits(config: PretrainConfig, inputs: dict) -> None:
     """Refuse a batch larger than the corpus before queueing, when the tokenizer counted this corpus.
 
@@ -178,7 +189,7 @@ def check_data_fits(config: PretrainConfig, inputs: dict) -> None:
 
 CORPUS_INPUT = InputSpec("corpus_cell", "corpus", cells=(Cell.Kind.CORPUS, Cell.Kind.CLEAN))
 # A model is a checkpoint: picked in a base-model cell, or the output of a training cell.
-MODEL_CELLS = (Cell.Kind.MODEL, Cell.Kind.PRETRAIN, Cell.Kind.SFT)
+MODEL_CELLS = (Cell.Kind.MODEL, Cell.Kind.PRETRAIN, Cell.Kind.SFT, Cell.Kind.DPO)
 MODEL_INPUT = InputSpec("model_cell", "base model", cells=MODEL_CELLS)
 PLACEHOLDER_PATHS = {"corpus_path": "/validate/corpus", "tokenizer_path": "/validate/tokenizer.json",
                      "output_dir": "/validate/run"}
@@ -214,6 +225,15 @@ CELL_KINDS: dict[str, CellKind] = {
                  stage="classify", paths=_fine_tune_paths,
                  options={"method": classify_config.METHODS, "precision": classify_config.ClassifyConfig.PRECISIONS},
                  basic=("method", "max_steps", "lr", "batch_size")),
+        # Preference pairs; kto also learns from unpaired labels, which the lab holds as prompt/completion (sft) data.
+        CellKind(Cell.Kind.DPO,
+                 (MODEL_INPUT,
+                  InputSpec("dataset", "preference dataset", dataset_kinds=(Dataset.Kind.PREFERENCE, Dataset.Kind.SFT)),
+                  InputSpec("reference_cell", "reference model (full fine-tuning)", cells=MODEL_CELLS, optional=True)),
+                 stage="dpo", paths=_dpo_paths,
+                 options={"method": dpo_config.METHODS, "loss_type": dpo_config.LOSS_TYPES, "schedule": dpo_config.SCHEDULES,
+                          "precision": dpo_config.DpoConfig.PRECISIONS},
+                 basic=("loss_type", "beta", "method", "max_steps", "lr")),
         CellKind(Cell.Kind.GENERATE,
                  (InputSpec("model_cells", "models", cells=MODEL_CELLS, many=True),
                   InputSpec("dataset", "prompts dataset", optional=True,

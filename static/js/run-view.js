@@ -17,6 +17,10 @@
     speed: { title: "tokens / s", series: [["tokens_per_s", "tokens/s"]] },
     quality: { title: "validation", series: [["accuracy", "accuracy"], ["macro_f1", "macro-F1"]] },
     memory: { title: "GPU memory (GiB)", series: [["gpu_memory_gb", "peak allocated"]] },
+    // Preference tuning: the implicit rewards of chosen and rejected answers, their margin and how often chosen wins.
+    rewards: { title: "rewards", series: [["rewards/chosen", "chosen"], ["rewards/rejected", "rejected"]] },
+    margins: { title: "reward margin · chosen wins", series: [["rewards/margins", "margin"], ["val_rewards/margins", "val margin"],
+                                                              ["rewards/accuracies", "accuracy"], ["val_rewards/accuracies", "val accuracy"]] },
   };
 
   function el(tag, cls, text) {
@@ -210,7 +214,7 @@
       }
       if (this.metricsEl) {
         const m = s.latest_metrics || {};
-        const show = [["loss", 4], ["val_loss", 4], ["val_ppl", 2], ["accuracy", 3], ["macro_f1", 3], ["lr", 6],
+        const show = [["loss", 4], ["val_loss", 4], ["val_ppl", 2], ["accuracy", 3], ["macro_f1", 3], ["rewards/margins", 3], ["rewards/accuracies", 2], ["lr", 6],
                       ["tokens_per_s", 0], ["gpu_memory_gb", 2], ["mb_per_s", 1], ["docs_per_s", 0]];
         this.metricsEl.textContent = show.filter(([k]) => m[k] !== undefined)
           .map(([k, d]) => `${k} ${Number(m[k]).toFixed(d)}`).join(" · ");
