@@ -70,11 +70,6 @@ LABELS = {
     "loss_on": "Loss on",
     "packing": "Pack conversations",
     "max_length": "Maximum length (tokens)",
-    # dpo
-    "loss_type": "Loss",
-    "beta": "Beta (β)",
-    "label_smoothing": "Label smoothing",
-    "simpo_gamma": "SimPO target margin (γ)",
     # generate
     "prompts": "Prompts",
     "max_prompts": "Maximum prompts",
@@ -110,6 +105,13 @@ class Row:
     field: forms.BoundField
     changed: bool = False
     """The value differs from the config's default (marked in "Advanced")."""
+
+    @property
+    def default(self) -> str:
+        """The config's default as the field's widget writes a value (JSON for a list), for the page's
+        script that marks a field changed while it is typed in."""
+        value = self.field.field.prepare_value(self.field.field.initial)
+        return "" if value is None else str(value)
 
 
 @dataclass

@@ -171,3 +171,31 @@
     document.querySelectorAll("form[data-estimate-url]").forEach((f) => { if (f.dataset.estimateUrl) estimateBox(f); });
   });
 })();
+
+// "changed" marks follow what is typed: a field whose value differs from its default is marked at once,
+// and the Advanced summary counts them (the page renders the same marks for the saved values).
+(() => {
+  const current = (control) => control.type === "checkbox" ? (control.checked ? "True" : "False") : control.value.trim();
+  const same = (value, fallback) => {
+    if (value === fallback) return true;
+    const a = Number(value), b = Number(fallback);
+    return value !== "" && fallback !== "" && !Number.isNaN(a) && !Number.isNaN(b) && a === b;
+  };
+  function refresh(form) {
+    let changed = 0;
+    form.querySelectorAll("[data-role=advanced] .field[data-default]").forEach((field) => {
+      const control = field.querySelector("input, select, textarea");
+      if (!control) return;
+      const differs = !same(current(control), field.dataset.default);
+      field.classList.toggle("changed", differs);
+      field.querySelector("[data-role=changed]").hidden = !differs;
+      changed += differs ? 1 : 0;
+    });
+    const badge = form.querySelector("[data-role=changed-count]");
+    if (badge) { badge.hidden = changed === 0; badge.textContent = `${changed} changed`; }
+  }
+  document.querySelectorAll("form.config-form").forEach((form) => {
+    form.addEventListener("input", () => refresh(form));
+    form.addEventListener("change", () => refresh(form));
+  });
+})();

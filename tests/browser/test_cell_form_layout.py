@@ -1,5 +1,5 @@
 """A cell's form reads as words in headless Chromium: the kind's basic fields first, the rest under a
-collapsed "Advanced" that counts and marks the values changed from their defaults, labels in words,
+collapsed "Advanced" that counts and marks the values changed from their defaults (as they are typed), labels in words,
 and help text without raw backticks."""
 
 import pytest
@@ -37,7 +37,13 @@ def test_basic_fields_first_the_rest_under_a_collapsed_advanced_with_changes_mar
     assert cell.locator("[data-field=beta2]").is_visible()
     assert cell.locator("label[for=id_beta2]").inner_text().startswith("Adam β2")
     assert cell.locator("[data-field=beta2] [data-role=changed]").is_visible()
-    assert cell.locator("[data-field=beta1] [data-role=changed]").count() == 0
+    beta1_mark = cell.locator("[data-field=beta1] [data-role=changed]")
+    assert not beta1_mark.is_visible()
+    # The marks follow what is typed, before anything is saved.
+    cell.locator("input[name=beta1]").fill("0.85")
+    assert beta1_mark.is_visible() and advanced.locator("[data-role=changed-count]").inner_text() == "2 changed"
+    cell.locator("input[name=beta1]").fill("0.90")  # the default, written another way
+    assert not beta1_mark.is_visible() and advanced.locator("[data-role=changed-count]").inner_text() == "1 changed"
     assert cell.locator("label[for=id_beta1]").inner_text() == "Adam β1"
     # Help text is text: a docstring's `code` is <code>, never a backtick.
     help_texts = cell.locator(".field small").all_inner_texts()
