@@ -70,6 +70,11 @@ LABELS = {
     "loss_on": "Loss on",
     "packing": "Pack conversations",
     "max_length": "Maximum length (tokens)",
+    # dpo
+    "loss_type": "Loss",
+    "beta": "Beta (β)",
+    "label_smoothing": "Label smoothing",
+    "simpo_gamma": "SimPO target margin (γ)",
     # generate
     "prompts": "Prompts",
     "max_prompts": "Maximum prompts",
