@@ -41,6 +41,7 @@ urlpatterns = [
     path("models/", hub.model_list, name="model-list"),
     path("models/<int:pk>/", hub.model_detail, name="model-detail"),
     path("models/<int:pk>/classify/", inference.classify, name="model-classify"),
+    path("models/<int:pk>/score/", inference.score, name="model-score"),
     path("runs/compare/", compare.compare_runs, name="run-compare"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),

@@ -28,6 +28,7 @@ class Cell(models.Model):
         MODEL = "model", "Base model"
         SFT = "sft", "Supervised fine-tuning"
         CLASSIFY = "classify", "Classification fine-tuning"
+        REWARD = "reward", "Reward model"
         DPO = "dpo", "Preference tuning (DPO)"
         GENERATE = "generate", "Generate responses"
         ANNOTATE = "annotate", "Human feedback"
