@@ -262,5 +262,8 @@ CELL_KINDS: dict[str, CellKind] = {
                           "precision": evaluate_config.PRECISIONS},
                  basic=("max_examples", "num_fewshot", "answer_extraction", "samples", "temperature"),
                  context="lab.evaluations.views.evaluation_table"),
+        # Runs nothing: opens the playground on the model cell's current checkpoint.
+        CellKind(Cell.Kind.PLAYGROUND, (InputSpec("model_cell", "model", cells=MODEL_CELLS),),
+                 form="lab.hub.cells.PlaygroundCellForm", context="lab.hub.cells.playground_model"),
     )
 }

@@ -33,6 +33,7 @@ class Cell(models.Model):
         GENERATE = "generate", "Generate responses"
         ANNOTATE = "annotate", "Human feedback"
         EVALUATE = "evaluate", "Evaluate"
+        PLAYGROUND = "playground", "Playground"
 
     notebook = models.ForeignKey(Notebook, on_delete=models.CASCADE, related_name="cells")
     position = models.IntegerField(default=0)
