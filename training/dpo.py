@@ -28,6 +28,7 @@ from trl.experimental.cpo import CPOConfig, CPOTrainer
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
 from training.base_model import load_base_model, load_base_tokenizer
+from training.checkpoint_evals import CheckpointEvals
 from training.checkpoint_layout import resolve_checkpoint
 from training.config import ConfigError
 from training.dpo_config import REFERENCE_FREE, DpoConfig, read_rows
@@ -123,6 +124,7 @@ def setup(cfg: DpoConfig, reporter: Reporter) -> DpoRun:
         on_cuda=device.type == "cuda",
         eval_values=preference_eval,
         log_keys={k: k for k in PREFERENCE_KEYS},
+        checkpoint_evals=CheckpointEvals(cfg.eval_tasks, reporter),
     )
     trainer = make_trainer(cfg, model, tokenizer, train, held_out, loop_arguments(cfg, device, precision), callback)
     trainer.remove_callback(PrinterCallback)  # it prints every log line: the events carry them

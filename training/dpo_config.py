@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from training.checkpoint_evals import EvaluatedCheckpoints
 from training.checkpoint_layout import resolve_checkpoint
 from training.config import TrainingLoopConfig, own_fields_first
 from training.config_checks import (
@@ -53,7 +54,7 @@ MAX_ROWS = 1_000_000
 
 @own_fields_first
 @dataclass(kw_only=True)
-class DpoConfig(TrainingLoopConfig, LoraFields):
+class DpoConfig(EvaluatedCheckpoints, TrainingLoopConfig, LoraFields):
     """Preference tuning of a causal LM (DPO and its variants, ORPO, SimPO, KTO) with trl."""
 
     PRECISIONS: ClassVar[tuple[str, ...]] = ("auto", "fp32", "bf16", "fp16")

@@ -24,6 +24,7 @@ from transformers.utils import logging as hf_logging
 from training import presets
 from training.base_model import load_base_model
 from training.checkpoint import load_for_resume, save_checkpoint
+from training.checkpoint_evals import CheckpointEvals
 from training.checkpoint_layout import resolve_checkpoint
 from training.config import ConfigError, require_file
 from training.data import (
@@ -154,6 +155,7 @@ def fit(s: Setup) -> Path | None:
     done: dict[str, int] = {}  # "eval" / "sample" / "checkpoint" -> the step it last ran at
     last_save = time.monotonic()
     saved: Path | None = None
+    checkpoint_evals = CheckpointEvals(cfg.eval_tasks, reporter)
 
     def run(work: str) -> None:
         nonlocal last_save, saved
@@ -165,6 +167,7 @@ def fit(s: Setup) -> Path | None:
             else:
                 saved = save(s)
                 reporter.checkpoint(s.step, str(saved))
+                checkpoint_evals(s.step, saved)
                 last_save = time.monotonic()
         done[work] = s.step
 

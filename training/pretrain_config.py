@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from training import presets
+from training.checkpoint_evals import EvaluatedCheckpoints
 from training.config import TimedCheckpoints, TrainingLoopConfig, _check_corpus, own_fields_first
 from training.config_checks import ConfigError, check_limits, require_at_least_one, require_folder_or_null, require_not_negative
 
 
 @own_fields_first
 @dataclass(kw_only=True)
-class PretrainConfig(TimedCheckpoints, TrainingLoopConfig):
+class PretrainConfig(EvaluatedCheckpoints, TimedCheckpoints, TrainingLoopConfig):
     """Pretrain a Llama-style decoder, from scratch or on (`python -m training pretrain`)."""
 
     BF16_ON_CPU: ClassVar[bool] = True

@@ -32,6 +32,7 @@ from trl.chat_template_utils import get_training_chat_template
 
 from training.base_model import load_base_model, load_base_tokenizer
 from training.chat_templates import marked_template
+from training.checkpoint_evals import CheckpointEvals
 from training.checkpoint_layout import resolve_checkpoint
 from training.config import ConfigError
 from training.dataset_files import read_records
@@ -120,6 +121,7 @@ def setup(cfg: SftConfig, reporter: Reporter) -> SftRun:
         checkpoint_every_minutes=cfg.checkpoint_every_minutes,
         tokens_offset=tokens_seen(resume_dir),
         on_cuda=device.type == "cuda",
+        checkpoint_evals=CheckpointEvals(cfg.eval_tasks, reporter),
     )
     trainer = SFTTrainer(
         model=model,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from training.checkpoint_evals import EvaluatedCheckpoints
 from training.checkpoint_layout import resolve_checkpoint
 from training.config import TimedCheckpoints, TrainingLoopConfig, _check_chat_template, own_fields_first
 from training.config_checks import (
@@ -47,7 +48,7 @@ class LoraFields:
 
 @own_fields_first
 @dataclass(kw_only=True)
-class SftConfig(TimedCheckpoints, TrainingLoopConfig, LoraFields):
+class SftConfig(EvaluatedCheckpoints, TimedCheckpoints, TrainingLoopConfig, LoraFields):
     """Supervised fine-tuning of a causal LM on conversations, with trl's SFTTrainer."""
 
     PRECISIONS: ClassVar[tuple[str, ...]] = PRECISIONS

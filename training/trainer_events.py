@@ -20,6 +20,7 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from training.checkpoint_evals import CheckpointEvals
 from training.events import Reporter
 
 TOKENS_KEY = "lab_tokens"
@@ -71,8 +72,11 @@ class ReporterCallback(TrainerCallback):
         on_cuda: bool = False,
         eval_values: EvalValues = language_model_eval,
         log_keys: dict[str, str] | None = None,
+        checkpoint_evals: CheckpointEvals | None = None,
     ) -> None:
         self.reporter = reporter
+        self.checkpoint_evals = checkpoint_evals
+        """Scores each checkpoint right after it is saved (the config's `eval_tasks`)."""
         self.eval_values = eval_values
         self.log_keys = log_keys or {}
         """A trainer's own training-log keys passed on as metric values, under the lab's name
@@ -175,3 +179,5 @@ class ReporterCallback(TrainerCallback):
         self._last_save = time.monotonic()
         folder = checkpoint_folder(args.output_dir, state.global_step)
         self.reporter.checkpoint(state.global_step, str(folder.resolve()))
+        if self.checkpoint_evals is not None:
+            self.checkpoint_evals(state.global_step, folder)

@@ -9,6 +9,7 @@ Adding a kind: a `Cell.Kind` choice (the database field's choices), a `CellKind`
 `templates/notebooks/cells/<kind>.html`, and tests.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,8 +23,6 @@ from lab.runs.models import Artifact
 from training import classify_config, dpo_config, evaluate_config, sft_config
 from training.config import ConfigError, _Config
 from training.pretrain_config import PretrainConfig
-from training.reward_config import METHODS as REWARD_METHODS
-from training.reward_config import RewardConfig
 from training.stages import STAGES, Gpu, Stage
 
 
@@ -37,6 +36,9 @@ class InputSpec:
     dataset_kinds: tuple[str, ...] = ()
     many: bool = False  # a list of ids (several models compared)
     optional: bool = False
+    settings_of: bool = False
+    """The upstream cell's settings and dataset, not its output: the evaluate cells a training cell
+    scores each of its checkpoints with (they need not have run)."""
 
     @property
     def is_dataset(self) -> bool:
@@ -46,7 +48,7 @@ class InputSpec:
 # Config fields the lab fills from a cell's inputs (and a resume), never typed in its form.
 SET_BY_LAB = frozenset({"corpus_path", "corpus_format", "input_path", "input_format", "tokenizer_path", "output_dir",
                         "resume_from", "init_from", "base_model", "dataset_path", "dataset_format", "models",
-                        "prompts_path", "prompts_format", "reference_model"})
+                        "prompts_path", "prompts_format", "reference_model", "eval_tasks"})
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,21 @@ def _dpo_paths(inputs: dict, output_dir: str) -> dict:
     return paths
 
 
+def eval_task(evaluate) -> dict:
+    """An evaluate cell, resolved as a `settings_of` input, as one of a training config's `eval_tasks`:
+    its settings, its dataset, and a label for the metrics (`eval/<label>/…`) from its title."""
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", evaluate.name).strip("-_.")[:30] or "eval"
+    return {**evaluate.metadata["settings"], "label": f"{label}-{evaluate.metadata['cell']}",
+            "dataset_path": evaluate.path, "dataset_format": evaluate.metadata["format"]}
+
+
+def _evaluating_checkpoints(paths: Callable[[dict, str], dict]) -> Callable[[dict, str], dict]:
+    """`paths`, and the `eval_tasks` of the evaluate cells the training cell names in `eval_cells`."""
+    def with_eval_tasks(inputs: dict, output_dir: str) -> dict:
+        return paths(inputs, output_dir) | {"eval_tasks": [eval_task(e) for e in inputs.get("eval_cells", [])]}
+    return with_eval_tasks
+
+
 def check_data_fits(config: PretrainConfig, inputs: dict) -> None:
     """Refuse a batch larger than the corpus before queueing, when the tokenizer counted this corpus.
 
@@ -193,8 +210,8 @@ CORPUS_INPUT = InputSpec("corpus_cell", "corpus", cells=(Cell.Kind.CORPUS, Cell.
 # A model is a checkpoint: picked in a base-model cell, or the output of a training cell.
 MODEL_CELLS = (Cell.Kind.MODEL, Cell.Kind.PRETRAIN, Cell.Kind.SFT, Cell.Kind.DPO)
 MODEL_INPUT = InputSpec("model_cell", "base model", cells=MODEL_CELLS)
-# A reward model scores answers and is no policy: the cells that read one (RL, a judge) take it from these.
-REWARD_CELLS = (Cell.Kind.REWARD,)
+EVAL_CELLS_INPUT = InputSpec("eval_cells", "evaluate each checkpoint with", cells=(Cell.Kind.EVALUATE,), many=True,
+                             optional=True, settings_of=True)
 PLACEHOLDER_PATHS = {"corpus_path": "/validate/corpus", "tokenizer_path": "/validate/tokenizer.json",
                      "output_dir": "/validate/run"}
 
@@ -213,14 +230,17 @@ CELL_KINDS: dict[str, CellKind] = {
         # With a base model, pretraining continues from its weights and uses its tokenizer.
         CellKind(Cell.Kind.PRETRAIN,
                  (CORPUS_INPUT, InputSpec("tokenizer_cell", "tokenizer", cells=(Cell.Kind.TOKENIZER,), optional=True),
-                  InputSpec("model_cell", "base model (continued pretraining)", cells=MODEL_CELLS, optional=True)),
-                 stage="pretrain", paths=_pretrain_paths, check=check_data_fits, placeholder_paths=PLACEHOLDER_PATHS,
+                  InputSpec("model_cell", "base model (continued pretraining)", cells=MODEL_CELLS, optional=True),
+                  EVAL_CELLS_INPUT),
+                 stage="pretrain", paths=_evaluating_checkpoints(_pretrain_paths), check=check_data_fits,
+                 placeholder_paths=PLACEHOLDER_PATHS,
                  options={"precision": PretrainConfig.PRECISIONS},
                  basic=("preset", "context_length", "batch_size", "max_steps", "lr"),
                  context="lab.notebooks.views.pretrain_estimate"),
         CellKind(Cell.Kind.MODEL, form="lab.notebooks.forms.ModelCellForm"),
-        CellKind(Cell.Kind.SFT, (MODEL_INPUT, InputSpec("dataset", "SFT dataset", dataset_kinds=(Dataset.Kind.SFT,))),
-                 stage="sft", paths=_fine_tune_paths,
+        CellKind(Cell.Kind.SFT, (MODEL_INPUT, InputSpec("dataset", "SFT dataset", dataset_kinds=(Dataset.Kind.SFT,)),
+                                 EVAL_CELLS_INPUT),
+                 stage="sft", paths=_evaluating_checkpoints(_fine_tune_paths),
                  options={"method": sft_config.METHODS, "loss_on": sft_config.LOSS_ON, "schedule": sft_config.SCHEDULES,
                           "precision": sft_config.PRECISIONS},
                  basic=("method", "max_steps", "lr", "batch_size", "lora_r")),
@@ -229,17 +249,13 @@ CELL_KINDS: dict[str, CellKind] = {
                  stage="classify", paths=_fine_tune_paths,
                  options={"method": classify_config.METHODS, "precision": classify_config.ClassifyConfig.PRECISIONS},
                  basic=("method", "max_steps", "lr", "batch_size")),
-        CellKind(Cell.Kind.REWARD,
-                 (MODEL_INPUT, InputSpec("dataset", "preference dataset", dataset_kinds=(Dataset.Kind.PREFERENCE,))),
-                 stage="reward", paths=_fine_tune_paths,
-                 options={"method": REWARD_METHODS, "schedule": sft_config.SCHEDULES, "precision": RewardConfig.PRECISIONS},
-                 basic=("method", "max_steps", "lr", "batch_size", "max_length")),
         # Preference pairs; kto also learns from unpaired labels, which the lab holds as prompt/completion (sft) data.
         CellKind(Cell.Kind.DPO,
                  (MODEL_INPUT,
                   InputSpec("dataset", "preference dataset", dataset_kinds=(Dataset.Kind.PREFERENCE, Dataset.Kind.SFT)),
-                  InputSpec("reference_cell", "reference model (full fine-tuning)", cells=MODEL_CELLS, optional=True)),
-                 stage="dpo", paths=_dpo_paths,
+                  InputSpec("reference_cell", "reference model (full fine-tuning)", cells=MODEL_CELLS, optional=True),
+                  EVAL_CELLS_INPUT),
+                 stage="dpo", paths=_evaluating_checkpoints(_dpo_paths),
                  options={"method": dpo_config.METHODS, "loss_type": dpo_config.LOSS_TYPES, "schedule": dpo_config.SCHEDULES,
                           "precision": dpo_config.DpoConfig.PRECISIONS},
                  basic=("loss_type", "beta", "method", "max_steps", "lr")),
@@ -262,8 +278,5 @@ CELL_KINDS: dict[str, CellKind] = {
                           "precision": evaluate_config.PRECISIONS},
                  basic=("max_examples", "num_fewshot", "answer_extraction", "samples", "temperature"),
                  context="lab.evaluations.views.evaluation_table"),
-        # Runs nothing: opens the playground on the model cell's current checkpoint.
-        CellKind(Cell.Kind.PLAYGROUND, (InputSpec("model_cell", "model", cells=MODEL_CELLS),),
-                 form="lab.hub.cells.PlaygroundCellForm", context="lab.hub.cells.playground_model"),
     )
 }

@@ -129,10 +129,11 @@ def input_field(cell: Cell, spec: InputSpec) -> forms.Field:
     else:
         candidates = cell.notebook.cells.filter(kind__in=spec.cells).exclude(pk=cell.pk)
         choices = [(c.pk, c.display_title) for c in candidates]
-        help_text = "The upstream cell whose current output this cell uses."
+        help_text = ("Evaluate cells whose dataset and settings score each checkpoint this run saves (they need not have run)."
+                     if spec.settings_of else "The upstream cell whose current output this cell uses.")
     if spec.many:
-        return forms.TypedMultipleChoiceField(coerce=int, choices=choices, label=capfirst(spec.label),
-                                              help_text=help_text + " Pick one or more.")
+        return forms.TypedMultipleChoiceField(coerce=int, choices=choices, label=capfirst(spec.label), required=not spec.optional,
+                                              help_text=help_text + (" Optional: pick any." if spec.optional else " Pick one or more."))
     if spec.optional:
         choices = [("", "—")] + choices
         help_text += " Optional."

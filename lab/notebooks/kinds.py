@@ -5,10 +5,10 @@ Cells name their inputs as upstream cells (`corpus_cell`, `model_cell`, …) or 
 when an upstream cell's current output is no longer the one its current run used.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lab.datasets.models import Dataset
-from lab.notebooks.cell_kinds import CELL_KINDS, InputSpec
+from lab.notebooks.cell_kinds import CELL_KINDS, SET_BY_LAB, InputSpec
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact, Status
 from lab.runs.outputs import clean_split
@@ -61,6 +61,17 @@ def cell_output(cell: Cell) -> Output | None:
     return artifact_output(artifact) if artifact else None
 
 
+def settings_output(cell: Cell, key: str) -> Output:
+    """An evaluate cell as a training cell's input (`settings_of`): its dataset, with the cell's own
+    settings in the metadata; it need not have run."""
+    dataset = Dataset.objects.filter(team=cell.notebook.team, pk=cell.config.get("dataset")).first()
+    if dataset is None:
+        raise ConfigError(key, f"'{cell.display_title}' has no dataset: choose one in it first")
+    settings = {k: v for k, v in cell.config.items() if k not in input_keys(cell.kind) and k not in SET_BY_LAB}
+    output = dataset_output(dataset)
+    return replace(output, name=cell.display_title, metadata={**output.metadata, "cell": cell.pk, "settings": settings})
+
+
 def corpus_of(cell: Cell) -> Dataset | None:
     """The text dataset a corpus cell picked, or the one its clean cell's current run made."""
     texts = Dataset.objects.filter(team=cell.notebook.team, kind=Dataset.Kind.TEXT)
@@ -102,7 +113,7 @@ def _resolve(cell: Cell, spec: InputSpec, ref) -> tuple[Output, dict]:
         output = dataset_output(dataset)
         return output, output.as_input(None)
     upstream = upstream_cell(cell, spec.key, ref)
-    output = cell_output(upstream)
+    output = settings_output(upstream, spec.key) if spec.settings_of else cell_output(upstream)
     if output is None:
         raise ConfigError(spec.key, f"'{upstream.display_title}' has no output yet: run it first")
     return output, output.as_input(upstream.pk)

@@ -79,7 +79,7 @@ def test_adding_a_cell_with_a_config_that_is_not_an_object_is_a_400_and_adds_not
     ("preset", ["tiny"], "must be a string, not a list"),
     ("tokenizer_cell", "1", "must be an integer, not a string"),
     ("tokenizer_cell", 99999999999999999999, "Select a valid choice"),
-    ("learning_rate", 0.1, "unknown key (known keys: corpus_cell, tokenizer_cell, model_cell, preset, context_length"),
+    ("learning_rate", 0.1, "unknown key (known keys: corpus_cell, tokenizer_cell, model_cell, eval_cells, preset, context_length"),
     ("output_dir", "/etc", "unknown key"),
 ])
 def test_a_bad_value_is_a_400_naming_the_field_and_nothing_is_saved(cast, notebook, field, value, message):

@@ -53,11 +53,11 @@ def _names(rows):
 @pytest.mark.django_db
 def test_inputs_and_basic_fields_first_the_rest_advanced_with_changes_counted(sft_cell):
     layout = sections(FORMS[sft_cell.kind](cell=sft_cell), CELL_KINDS[sft_cell.kind])
-    assert _names(layout.basic) == ["model_cell", "dataset", "method", "max_steps", "lr", "batch_size", "lora_r"]
+    assert _names(layout.basic) == ["model_cell", "dataset", "eval_cells", "method", "max_steps", "lr", "batch_size", "lora_r"]
     assert "beta2" in _names(layout.advanced) and "chat_template" in _names(layout.advanced)
     assert [row.field.name for row in layout.advanced if row.changed] == ["beta2"]
     assert layout.changed == 1 and not layout.open
-    assert str(layout.basic[4].field.label) == "Learning rate"
+    assert str(layout.basic[5].field.label) == "Learning rate"
 
 
 @pytest.mark.django_db
