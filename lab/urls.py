@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from lab.accounts import views as accounts
 from lab.datasets import views as datasets
 from lab.evaluations import views as evaluations
-from lab.hub import downloads, inference, tokenizer_views
+from lab.hub import downloads, exports, inference, playground, tokenizer_views
 from lab.hub import views as hub
 from lab.notebooks import views as notebooks
 from lab.runs import compare
@@ -41,6 +41,11 @@ urlpatterns = [
     path("models/", hub.model_list, name="model-list"),
     path("models/<int:pk>/", hub.model_detail, name="model-detail"),
     path("models/<int:pk>/classify/", inference.classify, name="model-classify"),
+    path("models/<int:pk>/export/", exports.model_export, name="model-export"),
+    path("models/<int:pk>/playground/", playground.playground, name="model-playground"),
+    path("playground/", playground.playground, name="playground"),
+    path("playground/pairs/", playground.send_pair, name="playground-pair"),
+    path("models/<int:pk>/score/", inference.score, name="model-score"),
     path("runs/compare/", compare.compare_runs, name="run-compare"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),

@@ -45,6 +45,14 @@ def classify_texts(model_dir: str, texts: list[str]) -> list[dict]:
     return predict(model_dir, texts)
 
 
+@app.task(name="workers.score_texts", ignore_result=False)
+def score_texts(model_dir: str, prompts: list[str], responses: list[str]) -> list[float]:
+    """The reward of each response to its prompt under a reward model (the `inference` queue)."""
+    from training.reward import score_texts as score
+
+    return score(model_dir, prompts, responses)
+
+
 @app.task(name="workers.generate_stream")
 def generate_stream(request_id: str, model_dir: str, request: dict) -> None:
     """One answer streamed token by token into Redis for the web to read (the `inference` queue;

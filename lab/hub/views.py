@@ -11,6 +11,7 @@ from lab.datasets.ingest import IngestError
 from lab.evaluations.views import evaluations_of
 from lab.hub.base_models import register_model_folder
 from lab.hub.downloads import training_state_files
+from lab.hub.exports import export_context
 from lab.runs.models import Artifact
 from training.config import ConfigError
 from training.model_info import inspect_model
@@ -72,6 +73,7 @@ def model_detail(request, pk):
         "model": artifact, "info": info, "problem": problem,
         "training_state_bytes": sum(path.stat().st_size for path in training_state),
         "lineage": lineage(artifact), "classification": artifact.metadata.get("task") == "classification",
+        **export_context(artifact, request.user),
         "evaluations": evaluations_of(artifact),
     })
 

@@ -23,6 +23,8 @@ from lab.runs.models import Artifact
 from training import classify_config, dpo_config, evaluate_config, sft_config
 from training.config import ConfigError, _Config
 from training.pretrain_config import PretrainConfig
+from training.reward_config import METHODS as REWARD_METHODS
+from training.reward_config import RewardConfig
 from training.stages import STAGES, Gpu, Stage
 
 
@@ -212,6 +214,8 @@ MODEL_CELLS = (Cell.Kind.MODEL, Cell.Kind.PRETRAIN, Cell.Kind.SFT, Cell.Kind.DPO
 MODEL_INPUT = InputSpec("model_cell", "base model", cells=MODEL_CELLS)
 EVAL_CELLS_INPUT = InputSpec("eval_cells", "evaluate each checkpoint with", cells=(Cell.Kind.EVALUATE,), many=True,
                              optional=True, settings_of=True)
+# A reward model scores answers and is no policy: the cells that read one (RL, a judge) take it from these.
+REWARD_CELLS = (Cell.Kind.REWARD,)
 PLACEHOLDER_PATHS = {"corpus_path": "/validate/corpus", "tokenizer_path": "/validate/tokenizer.json",
                      "output_dir": "/validate/run"}
 
@@ -249,6 +253,11 @@ CELL_KINDS: dict[str, CellKind] = {
                  stage="classify", paths=_fine_tune_paths,
                  options={"method": classify_config.METHODS, "precision": classify_config.ClassifyConfig.PRECISIONS},
                  basic=("method", "max_steps", "lr", "batch_size")),
+        CellKind(Cell.Kind.REWARD,
+                 (MODEL_INPUT, InputSpec("dataset", "preference dataset", dataset_kinds=(Dataset.Kind.PREFERENCE,))),
+                 stage="reward", paths=_fine_tune_paths,
+                 options={"method": REWARD_METHODS, "schedule": sft_config.SCHEDULES, "precision": RewardConfig.PRECISIONS},
+                 basic=("method", "max_steps", "lr", "batch_size", "max_length")),
         # Preference pairs; kto also learns from unpaired labels, which the lab holds as prompt/completion (sft) data.
         CellKind(Cell.Kind.DPO,
                  (MODEL_INPUT,
@@ -278,5 +287,8 @@ CELL_KINDS: dict[str, CellKind] = {
                           "precision": evaluate_config.PRECISIONS},
                  basic=("max_examples", "num_fewshot", "answer_extraction", "samples", "temperature"),
                  context="lab.evaluations.views.evaluation_table"),
+        # Runs nothing: opens the playground on the model cell's current checkpoint.
+        CellKind(Cell.Kind.PLAYGROUND, (InputSpec("model_cell", "model", cells=MODEL_CELLS),),
+                 form="lab.hub.cells.PlaygroundCellForm", context="lab.hub.cells.playground_model"),
     )
 }

@@ -70,6 +70,8 @@ LABELS = {
     "loss_on": "Loss on",
     "packing": "Pack conversations",
     "max_length": "Maximum length (tokens)",
+    # reward
+    "center_rewards": "Centre the rewards (coefficient)",
     # dpo
     "loss_type": "Loss",
     "beta": "Beta (β)",

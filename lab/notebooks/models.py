@@ -28,10 +28,12 @@ class Cell(models.Model):
         MODEL = "model", "Base model"
         SFT = "sft", "Supervised fine-tuning"
         CLASSIFY = "classify", "Classification fine-tuning"
+        REWARD = "reward", "Reward model"
         DPO = "dpo", "Preference tuning (DPO)"
         GENERATE = "generate", "Generate responses"
         ANNOTATE = "annotate", "Human feedback"
         EVALUATE = "evaluate", "Evaluate"
+        PLAYGROUND = "playground", "Playground"
 
     notebook = models.ForeignKey(Notebook, on_delete=models.CASCADE, related_name="cells")
     position = models.IntegerField(default=0)

@@ -17,6 +17,8 @@
     speed: { title: "tokens / s", series: [["tokens_per_s", "tokens/s"]] },
     quality: { title: "validation", series: [["accuracy", "accuracy"], ["macro_f1", "macro-F1"]] },
     memory: { title: "GPU memory (GiB)", series: [["gpu_memory_gb", "peak allocated"]] },
+    // Reward models: how often the chosen answer gets the higher reward, in training batches and on held-out pairs.
+    pairs: { title: "pairwise accuracy", series: [["accuracy", "train"], ["val_accuracy", "held-out"]] },
     // Preference tuning: the implicit rewards of chosen and rejected answers, their margin and how often chosen wins.
     rewards: { title: "rewards", series: [["rewards/chosen", "chosen"], ["rewards/rejected", "rejected"]] },
     margins: { title: "reward margin · chosen wins", series: [["rewards/margins", "margin"], ["val_rewards/margins", "val margin"],

@@ -37,6 +37,7 @@ def si(value) -> str:
 # The live charts that fit each stage's metrics (static/js/run-view.js draws them, and adds GPU
 # memory when a run reports it). Stages without steps (tokenizer, clean) show progress alone.
 STAGE_CHARTS = {"pretrain": "loss,lr,speed", "sft": "loss,lr,speed", "classify": "loss,quality,speed",
+                "reward": "loss,pairs,speed",
                 "dpo": "loss,rewards,margins,speed", "generate": "speed"}
 
 
