@@ -135,6 +135,11 @@
         if (e.type === "metric") {
           const v = e.values || {};
           if (v.gpu_memory_gb !== undefined && this.wantsCharts && !this.charts.memory) this.addChart("memory");
+          // Evaluation during training: each score of the checkpoints (`eval/<task>/<metric>`) its own chart.
+          Object.keys(v).filter((k) => k.startsWith("eval/") && this.wantsCharts && !this.charts[k]).forEach((k) => {
+            CHARTS[k] = CHARTS[k] || { title: `${k.slice(5)} · each checkpoint`, series: [[k, k.split("/")[1]]] };
+            this.addChart(k);
+          });
           for (const [chart, spec] of Object.entries(CHARTS)) {
             spec.series.forEach(([key], i) => {
               if (v[key] === undefined || !this.charts[chart]) return;

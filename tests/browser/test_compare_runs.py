@@ -1,5 +1,6 @@
 """A person ticks two runs of a cell in the notebook's run history, compares them, and reads the
-overlaid curves by step and then by tokens seen, in headless Chromium."""
+overlaid curves by step and then by tokens seen, then a run's page with its checkpoints' scores, in
+headless Chromium."""
 
 import pytest
 
@@ -33,5 +34,12 @@ def test_it_compares_the_ticked_runs_by_step_and_by_tokens(cast, two_runs, proce
     last_x = page.evaluate("document.querySelector('.chart[data-chart=loss]').data.map(t => [t.name, t.x[t.x.length - 1]])")
     assert last_x == [[f"run {slow.pk} · Tiny", 10240], [f"run {fast.pk} · Tiny", 20480]]
     page.screenshot(path=str(tmp_path / "compare-by-tokens.png"), full_page=True)
+
+    # The run page draws the checkpoints' scores beside the loss, a chart of their own.
+    page.goto(f"{base_url}/runs/{fast.pk}/")
+    scores = page.locator('.chart[data-chart="eval/held/perplexity"]')
+    scores.locator(".scatterlayer .trace").first.wait_for()
+    assert page.evaluate("document.querySelector('.chart[data-chart=\"eval/held/perplexity\"]').data[0].y") == [61.0, 44.5]
+    page.screenshot(path=str(tmp_path / "run-page.png"), full_page=True)
     print(f"screenshots: {tmp_path}")
     assert errors == []

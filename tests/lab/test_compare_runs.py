@@ -28,8 +28,10 @@ def stored_run(team, cell, config: dict, events: list[dict], stage: str = "pretr
     return run
 
 
-def pretrain_events(losses: list[float], val_losses: dict[int, float], samples: dict[int, str], tokens_per_step: int = 512) -> list[dict]:
-    """What pretrain reports: train metrics every 10 steps, eval metrics and a sample at some steps."""
+def pretrain_events(losses: list[float], val_losses: dict[int, float], samples: dict[int, str], tokens_per_step: int = 512,
+                    checkpoint_perplexities: dict[int, float] | None = None) -> list[dict]:
+    """What pretrain reports: train metrics every 10 steps, eval metrics and a sample at some steps, and
+    the scores of the checkpoints it saved (evaluation during training)."""
     events = [{"type": "status", "status": "running", "total_steps": 10 * len(losses)}]
     for i, loss in enumerate(losses, 1):
         step = 10 * i
@@ -39,6 +41,9 @@ def pretrain_events(losses: list[float], val_losses: dict[int, float], samples: 
             events.append({"type": "metric", "step": step, "values": {"val_loss": val_losses[step], "val_ppl": 2.718 ** val_losses[step]}})
         if step in samples:
             events.append({"type": "sample", "step": step, "prompt": "ROMEO:", "text": samples[step]})
+        if step in (checkpoint_perplexities or {}):
+            events += [{"type": "checkpoint", "step": step, "path": f"/data/runs/x/checkpoint-{step}"},
+                       {"type": "metric", "step": step, "values": {"eval/held/perplexity": checkpoint_perplexities[step]}}]
     return events + [{"type": "status", "status": "succeeded"}]
 
 
@@ -48,7 +53,8 @@ def two_runs(cast):
     cell = Cell.objects.create(notebook=notebook, position=0, kind=Cell.Kind.PRETRAIN, title="Tiny", config={})
     config = {**FAST_PRETRAIN, "corpus_path": "/data/corpus.txt", "tokenizer_path": "/data/tok.json"}
     fast = stored_run(cast.team, cell, {**config, "output_dir": "/data/runs/a"},
-                      pretrain_events([5.0, 4.0, 3.5, 3.6], {20: 3.9, 40: 3.7}, {20: " fast at twenty", 40: " fast at forty"}))
+                      pretrain_events([5.0, 4.0, 3.5, 3.6], {20: 3.9, 40: 3.7}, {20: " fast at twenty", 40: " fast at forty"},
+                                      checkpoint_perplexities={20: 61.0, 40: 44.5}))
     slow = stored_run(cast.team, cell, {**config, "lr": 1e-3, "output_dir": "/data/runs/b"},
                       pretrain_events([5.0, 4.5, 4.2, 4.0], {20: 4.4, 40: 4.1}, {20: " slow at twenty"}, tokens_per_step=256))
     cell.current_run = slow
@@ -115,13 +121,15 @@ def test_it_overlays_the_curves_and_tables_the_metrics_the_config_diff_and_the_s
     assert fast_loss["tokens"] == [5120, 10240, 15360, 20480] and slow_loss["tokens"] == [2560, 5120, 7680, 10240]
     assert fast_loss["time"][0] == 2.0  # seconds since the run's "running": its first metric came one event later
     # An eval point sits on the tokens axis where the train metric of its step put it.
-    assert data["curves"][0]["val_loss"] == {"step": [20, 40], "time": [6.0, 14.0], "tokens": [10240, 20480], "y": [3.9, 3.7]}
+    assert data["curves"][0]["val_loss"] == {"step": [20, 40], "time": [6.0, 18.0], "tokens": [10240, 20480], "y": [3.9, 3.7]}
 
     page = response.content.decode()
     metrics = table_rows(page, "metrics-table", "data-metric")
     assert metrics["loss"] == ["loss lower is better", "last 3.6 step 40 best 3.5 step 30", "last 4 step 40 best 4 step 40"]
     assert '<b class="top" title="the best of these runs">3.5</b>' in page  # the better of the two runs' best losses
     assert metrics["lr"] == ["lr", "last 0.001 step 40", "last 0.001 step 40"]  # a learning rate has no best
+    # A checkpoint's scores (evaluation during training) are a metric like any: the slow run had none.
+    assert metrics["eval/held/perplexity"] == ["eval/held/perplexity lower is better", "last 44.5 step 40 best 44.5 step 40", "—"]
     # Only what differs: not the equal fields, nor each run's own output folder.
     assert {key: values[1:] for key, values in table_rows(page, "config-diff", "data-key").items()} == {"lr": ["0.003", "0.001"]}
     samples = table_rows(page, "samples", "data-step")
