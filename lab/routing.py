@@ -1,6 +1,7 @@
 from django.urls import path
 
 from lab.feedback.consumers import AnnotatorConsumer, CampaignConsumer
+from lab.hub.consumers import PlaygroundConsumer
 from lab.fleet.consumers import FleetConsumer
 from lab.runs.consumers import RunConsumer
 
@@ -9,4 +10,5 @@ websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
     path("ws/campaigns/<int:campaign_id>/", CampaignConsumer.as_asgi()),
     path("ws/campaigns/<int:campaign_id>/annotate/", AnnotatorConsumer.as_asgi()),
+    path("ws/playground/", PlaygroundConsumer.as_asgi()),
 ]
