@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from lab.fleet.admission import admit_quietly
 from lab.fleet.models import Worker
 from workers.gpus import read_devices
 
@@ -27,6 +28,7 @@ def register(hostname: str, queues: list[str]) -> Worker:
         "devices": devices, "nvml_error": why, "started_at": timezone.now(), "heartbeat_at": timezone.now(),
         "stopped_at": None,
     })
+    admit_quietly()  # runs that waited for a worker of these queues
     return worker
 
 

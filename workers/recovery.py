@@ -35,7 +35,8 @@ def reap_lost_runs() -> int:
 
 
 def send_lost_runs() -> int:
-    """Send again each queued run that has no message waiting in its queue.
+    """Send again each admitted run that has no message waiting in its queue (a run still waiting for
+    admission has none by design: lab/fleet/admission.py sends it).
 
     Its message never reached the broker (Redis was down: the run's last event says sent=False), or
     was lost there (Redis restarted without persistence, or flushed; a worker died holding it). A
@@ -45,7 +46,7 @@ def send_lost_runs() -> int:
     """
     last_event = RunEvent.objects.filter(run=OuterRef("pk"), seq=OuterRef("last_seq"))
     cutoff = time.time() - settings.LAB_SEND_AGAIN_SECONDS
-    queued = Run.objects.filter(status=Status.QUEUED).annotate(
+    queued = Run.objects.filter(status=Status.QUEUED, admitted_at__isnull=False).annotate(
         queued_t=Subquery(last_event.values("t")[:1]), last_data=Subquery(last_event.values("data")[:1]))
     candidates = [run for run in queued if unsent(run) or run.queued_t is None or run.queued_t < cutoff]
     if not candidates:

@@ -12,22 +12,25 @@ log = get_task_logger(__name__)
 
 @app.task(name="workers.execute_run")
 def execute_run(run_id: int) -> str:
+    from lab.fleet.admission import admit_quietly
     from workers.supervisor import supervise
 
     hostname = execute_run.request.hostname or socket.gethostname()
     outcome = supervise(run_id, hostname)
     log.info("run %s: %s", run_id, outcome)
+    admit_quietly()  # this worker is free again: the next run that waits for it goes
     return outcome
 
 
 @app.task(name="workers.reap_lost_runs")
 def reap_lost_runs() -> int:
-    """Runs that lost their worker, then queued runs that lost their message: one sweep, one task
-    (the control worker starts a fresh pool child per task)."""
+    """Runs that lost their worker, then admitted runs that lost their message, then the runs that wait
+    for admission: one sweep, one task (the control worker starts a fresh pool child per task)."""
+    from lab.fleet.admission import admit
     from workers.recovery import reap_lost_runs as reap
     from workers.recovery import send_lost_runs
 
-    return reap() + send_lost_runs()
+    return reap() + send_lost_runs() + len(admit())
 
 
 @app.task(name="workers.remove_stale_uploads")

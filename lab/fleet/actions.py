@@ -1,5 +1,6 @@
 """What staff do to the fleet, each kept in the audit trail (FleetAction): drain a worker (its run
-finishes, it takes nothing new) and undrain it, cancel any team's run, requeue a failed one.
+finishes, it takes nothing new) and undrain it, cancel any team's run, requeue a failed one, change a
+queued run's priority or a team's quota.
 
 Draining uses Celery's own remote control: the worker stops consuming its queues
 (`cancel_consumer`) and starts again on undrain (`add_consumer`); a drained worker that restarts
@@ -12,7 +13,8 @@ from django.db import transaction
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from lab.fleet.models import FleetAction, Worker
+from lab.fleet.admission import admit_quietly
+from lab.fleet.models import FleetAction, TeamQuota, Worker
 from lab.runs.actions import cancel_run, resume_run
 from lab.runs.models import Run
 from lab.task_client import client
@@ -44,6 +46,8 @@ def set_draining(worker: Worker, draining: bool, actor) -> FleetAction:
         Worker.objects.filter(pk=worker.pk).update(draining=draining)
         worker.refresh_from_db()
     answer = _tell_worker(worker, "cancel_consumer" if draining else "add_consumer")
+    if not draining:
+        admit_quietly()
     return _audit(actor, "drain" if draining else "undrain", f"worker {worker.hostname}", answer)
 
 
@@ -57,3 +61,20 @@ def requeue_run(run: Run, actor) -> FleetAction:
     """Back to the queue from its last checkpoint (ConfigError saying why not, as the run page does)."""
     resume_run(run)
     return _audit(actor, "requeue", f"run {run.pk}", f"from {run.last_checkpoint}")
+
+
+def set_priority(run: Run, priority: int, actor) -> FleetAction:
+    """A queued run's place: higher goes first (runs of equal priority go oldest first)."""
+    if not Run.objects.filter(pk=run.pk, status="queued").update(priority=priority):
+        raise ConfigError("priority", f"run {run.pk} is {run.status}: only a queued run's priority can change")
+    was, run.priority = run.priority, priority
+    admit_quietly()
+    return _audit(actor, "priority", f"run {run.pk}", f"{was} → {priority}")
+
+
+def set_quota(team, max_gpus: int | None, gpu_hours_per_month: float | None, actor) -> FleetAction:
+    TeamQuota.objects.update_or_create(team=team, defaults={"max_gpus": max_gpus, "gpu_hours_per_month": gpu_hours_per_month})
+    admit_quietly()
+    limits = f"{'no limit' if max_gpus is None else max_gpus} GPUs, " \
+             f"{'no limit' if gpu_hours_per_month is None else gpu_hours_per_month} GPU-hours a month"
+    return _audit(actor, "quota", f"team {team.name}", limits)

@@ -6,3 +6,11 @@ class FleetConfig(AppConfig):
 
     name = "lab.fleet"
     label = "fleet"
+
+    def ready(self) -> None:
+        from lab.fleet.admission import admit_quietly
+        from lab.runs.models import Run
+        from lab.runs.signals import run_waiting
+
+        run_waiting.connect(lambda sender, run, **_: admit_quietly(), sender=Run, weak=False,
+                            dispatch_uid="fleet-admission")

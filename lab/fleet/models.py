@@ -60,3 +60,15 @@ class FleetAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target}"
+
+
+class TeamQuota(models.Model):
+    """What a team may hold of the GPU workers; a team without one is not limited."""
+
+    team = models.OneToOneField("accounts.Team", on_delete=models.CASCADE, related_name="quota")
+    max_gpus = models.PositiveIntegerField(null=True, blank=True, help_text="GPUs its runs may hold at once; empty: no limit.")
+    gpu_hours_per_month = models.FloatField(null=True, blank=True,
+                                            help_text="GPU-hours its runs may use in a calendar month (UTC); empty: no limit.")
+
+    def __str__(self) -> str:
+        return f"quota of {self.team}"

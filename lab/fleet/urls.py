@@ -8,5 +8,7 @@ urlpatterns = [
     path("queue/", views.queue_page, name="fleet-queue"),
     path("runs/<str:pk>/cancel/", views.run_action, {"action": "cancel"}, name="fleet-run-cancel"),
     path("runs/<str:pk>/requeue/", views.run_action, {"action": "requeue"}, name="fleet-run-requeue"),
+    path("runs/<str:pk>/priority/", views.run_priority, name="fleet-run-priority"),
+    path("teams/<str:pk>/quota/", views.team_quota, name="fleet-team-quota"),
     path("usage/", views.usage_page, name="fleet-usage"),
 ]

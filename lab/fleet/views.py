@@ -7,6 +7,7 @@ import csv
 import functools
 from datetime import timedelta
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -15,11 +16,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from lab import params
+from lab.accounts.models import Team
 from lab.fleet import actions
-from lab.fleet.models import FleetAction, Worker
+from lab.fleet.admission import plan
+from lab.fleet.models import FleetAction, TeamQuota, Worker
 from lab.fleet.snapshot import fleet_snapshot
 from lab.fleet.usage import device_hours
-from lab.runs.models import ACTIVE, Run, Status
+from lab.runs.models import HELD_BY_WORKER, Run, Status
 from training.config import ConfigError
 
 MAX_USAGE_DAYS = 3660
@@ -56,29 +59,57 @@ def workers_page(request):
 
 @staff_only
 def queue_page(request):
-    runs = list(Run.objects.filter(status__in=ACTIVE).select_related("team", "created_by").order_by("created_at", "pk"))
-    queued = [r for r in runs if r.status == Status.QUEUED]
-    consumers = {}
-    for worker in Worker.objects.all():
-        if worker.state == Worker.State.ONLINE:
-            for queue in worker.queues:
-                consumers[queue] = consumers.get(queue, 0) + 1
-    busy = {r.queue: 0 for r in runs}
-    for r in runs:
-        if r.status != Status.QUEUED:
-            busy[r.queue] += 1
-    rows = []
-    for run in runs:
-        row = {"run": run, "position": None, "why": ""}
-        if run.status == Status.QUEUED:
-            same_queue = [r for r in queued if r.queue == run.queue]
-            row["position"] = same_queue.index(run) + 1
-            if not consumers.get(run.queue):
-                row["why"] = f"no online worker takes the '{run.queue}' queue"
-            elif busy.get(run.queue, 0) >= consumers[run.queue]:
-                row["why"] = f"every worker of '{run.queue}' is busy"
-        rows.append(row)
-    return render(request, "fleet/queue.html", {"rows": rows})
+    """Running runs, then the queued ones in the order admission takes them (lab/fleet/admission.plan),
+    each with its position in its queue and why it waits; the teams' quotas below."""
+    running = Run.objects.filter(status__in=HELD_BY_WORKER).select_related("team", "created_by").order_by("started_at", "pk")
+    rows = [{"run": run} for run in running]
+    rows += [{"run": d.run, "position": d.position, "why": d.why or "admitted now: a worker is free for it"}
+             for d in plan()]
+    rows += [{"run": run, "why": "sent: a worker takes it next"}
+             for run in Run.objects.filter(status=Status.QUEUED, admitted_at__isnull=False).select_related("team", "created_by")]
+    teams = Team.objects.select_related("quota").order_by("name")
+    return render(request, "fleet/queue.html", {"rows": rows, "teams": teams})
+
+
+@staff_only
+@require_POST
+def run_priority(request, pk):
+    run = get_object_or_404(Run, pk=_pk(pk))
+    try:
+        priority = params.integer(request.POST, "priority", min_value=-1000, max_value=1000, required=True)
+        action = actions.set_priority(run, priority, request.user)
+    except ConfigError as exc:
+        if exc.field == "priority" and "only a queued run" in exc.message:
+            messages.error(request, exc.message)
+            return redirect("fleet-queue")
+        return params.bad_request(exc)
+    messages.success(request, f"run {run.pk}: priority {action.detail}")
+    return redirect("fleet-queue")
+
+
+class QuotaForm(forms.ModelForm):
+    class Meta:
+        model = TeamQuota
+        fields = ["max_gpus", "gpu_hours_per_month"]
+
+    def clean_gpu_hours_per_month(self):
+        hours = self.cleaned_data["gpu_hours_per_month"]
+        if hours is not None and hours < 0:
+            raise forms.ValidationError("must not be negative")
+        return hours
+
+
+@staff_only
+@require_POST
+def team_quota(request, pk):
+    team = get_object_or_404(Team, pk=_pk(pk))
+    form = QuotaForm(request.POST)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        return params.bad_request(ConfigError(field, " ".join(errors)))
+    actions.set_quota(team, form.cleaned_data["max_gpus"], form.cleaned_data["gpu_hours_per_month"], request.user)
+    messages.success(request, f"Quota of {team.name} saved.")
+    return redirect("fleet-queue")
 
 
 def _period(request) -> tuple:

@@ -12,6 +12,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from lab.runs.models import RESUMABLE, Run, Status
+from lab.runs.signals import run_waiting
 from lab.runs.streaming import publish
 from lab.task_client import client
 from training.config import ConfigError
@@ -31,12 +32,21 @@ def code_version() -> str:
 
 
 def enqueue(run: Run) -> None:
-    """Send the run to its queue once the transaction commits.
+    """Hand the run to admission once the transaction commits: lab/fleet/admission.py sends it to its
+    queue when a worker there is free for it, in priority order and within its team's quota.
 
-    The Run row is the outbox: a queued run whose message never reached the broker, or was lost
+    The Run row is the outbox: an admitted run whose message never reached the broker, or was lost
     there, is sent again by workers.recovery.send_lost_runs (settings.LAB_SEND_AGAIN_SECONDS).
     """
-    transaction.on_commit(lambda: send(run))
+    transaction.on_commit(lambda: _admit(run))
+
+
+def _admit(run: Run) -> None:
+    """Let the admitting app decide when the run goes to a worker; without one, send it now."""
+    if run_waiting.has_listeners(Run):
+        run_waiting.send(sender=Run, run=run)
+    else:
+        send(run)
 
 
 def message_id(run: Run) -> str:

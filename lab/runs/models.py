@@ -64,6 +64,13 @@ class Run(models.Model):
     attempt = models.IntegerField(default=0)
     restarts = models.IntegerField(default=0)
 
+    # Admission (lab/fleet/admission.py): a queued run is sent to the broker only once a worker of its
+    # queue is free for it, highest priority first, within its team's quota; until then it says why it waits.
+    priority = models.IntegerField(default=0)
+    devices = models.PositiveSmallIntegerField(default=1)
+    admitted_at = models.DateTimeField(null=True, blank=True)
+    waiting_for = models.CharField(max_length=300, blank=True)
+
     # Progress, kept up to date from the event stream so lists need not read events.
     last_seq = models.BigIntegerField(default=0)
     step = models.IntegerField(default=0)
@@ -158,7 +165,8 @@ class Run(models.Model):
 
     def requeue(self, from_statuses, count_restart: bool) -> bool:
         """Back to the queue, to continue from the last checkpoint."""
-        updates = {"status": Status.QUEUED, "lease_token": "", "lease_expires_at": None, "finished_at": None}
+        updates = {"status": Status.QUEUED, "lease_token": "", "lease_expires_at": None, "finished_at": None,
+                   "admitted_at": None}
         if count_restart:
             updates["restarts"] = F("restarts") + 1
         done = Run.objects.filter(pk=self.pk, status__in=from_statuses).update(**updates)

@@ -86,7 +86,7 @@ async def test_the_workers_socket_streams_the_fleet_to_staff_and_closes_on_anyon
 def test_the_queue_shows_every_teams_runs_in_order_and_why_they_wait(staff, fleet):
     page = _client(staff).get("/fleet/queue/").content.decode()
     assert page.index(f'data-run="{fleet.running.pk}"') < page.index(f'data-run="{fleet.waiting.pk}"')
-    assert "every worker of &#x27;gpu&#x27; is busy" in page
+    assert "a free worker of &#x27;gpu&#x27; (all are busy)" in page
     assert "no online worker takes the &#x27;inference-big&#x27; queue" in page
     assert f'data-run="{fleet.done.pk}"' not in page
 

@@ -10,7 +10,8 @@ from django.contrib.auth import get_user_model
 from lab.fleet.actions import set_draining
 from lab.fleet.models import Worker
 from lab.notebooks.actions import start_cell_run
-from lab.runs.models import Status
+from lab.notebooks.models import Cell
+from lab.runs.models import Run, Status
 from tests.builders import run_status, shakespeare_notebook
 from tests.conftest import wait_for
 
@@ -43,3 +44,20 @@ def test_a_drained_worker_takes_nothing_new_until_it_is_undrained(processes, cas
 
     assert set_draining(worker, False, root).detail == "add consumer cpu"
     wait_for(lambda: run_status(run) == Status.SUCCEEDED, timeout=60, what=f"run {run.pk} after the undrain")
+
+
+def test_with_more_runs_than_workers_they_start_in_the_queue_pages_order(processes, cast, sample_data):
+    from lab.fleet.admission import plan
+
+    tokenizer = shakespeare_notebook(cast.team, cast.alice, sample_data["corpora/tinyshakespeare.txt"])["tokenizer"]
+    cells = [Cell.objects.create(notebook=tokenizer.notebook, position=10 + i, kind=Cell.Kind.TOKENIZER, config=tokenizer.config)
+             for i in range(3)]
+    runs = [start_cell_run(cell, cast.alice) for cell in cells]
+    Run.objects.filter(pk=runs[2].pk).update(priority=1)
+    planned = [decision.run.pk for decision in plan()]
+    assert planned == [runs[2].pk, runs[0].pk, runs[1].pk]
+
+    processes.worker("fleet3", queues="cpu")
+    wait_for(lambda: all(run_status(run) == Status.SUCCEEDED for run in runs), timeout=120, what="the three runs")
+    started = list(Run.objects.filter(pk__in=planned).order_by("started_at").values_list("pk", flat=True))
+    assert started == planned
