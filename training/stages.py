@@ -23,6 +23,7 @@ from training.evaluate_config import EvaluateConfig
 from training.events import Reporter
 from training.export_config import ExportConfig
 from training.generate_config import GenerateConfig
+from training.judge_config import JudgeConfig
 from training.pretrain_config import PretrainConfig
 from training.reward_config import RewardConfig
 from training.rl_config import RlConfig
@@ -49,6 +50,9 @@ class Output:
     kind: str
     dataset: bool = False
     """True: registered as a new version of the dataset the run read; else as an Artifact of `kind`."""
+    registered_by: str | None = None
+    """The lab app that registers this output itself (neither an Artifact nor a dataset version), through
+    the registrar it adds for `kind` to lab/runs/outputs.py: `feedback` stores judgements as votes."""
 
 
 TOKENIZER = Output("tokenizer")
@@ -56,8 +60,9 @@ CORPUS = Output("corpus", dataset=True)
 CHECKPOINT = Output("checkpoint")
 GENERATIONS = Output("generations")
 EVALUATION = Output("evaluation")
+JUDGEMENTS = Output("judgements", registered_by="feedback")
 EXPORT = Output("export")
-OUTPUTS = {o.kind: o for o in (TOKENIZER, CORPUS, CHECKPOINT, GENERATIONS, EVALUATION, EXPORT)}
+OUTPUTS = {o.kind: o for o in (TOKENIZER, CORPUS, CHECKPOINT, GENERATIONS, EVALUATION, EXPORT, JUDGEMENTS)}
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ STAGES = {
               "sample K responses per prompt from one or more checkpoints"),
         Stage("evaluate", EvaluateConfig, "training.evaluate", EVALUATION, Gpu.CAN_USE,
               "score checkpoints on a dataset: perplexity, multiple choice, exact match, classification"),
+        Stage("judge", JudgeConfig, "training.judge", JUDGEMENTS, Gpu.CAN_USE,
+              "label a campaign's pairs of responses with a reward model or a checkpoint reading its guidelines"),
         Stage("export", ExportConfig, "training.export", EXPORT, Gpu.CAN_USE,
               "quantise a checkpoint for serving (int8 weight-only) and compare its perplexity"),
     )

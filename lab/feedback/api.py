@@ -33,7 +33,7 @@ from lab.feedback.access import (
     get_campaign_for_user,
 )
 from lab.feedback.dashboard import campaign_stats
-from lab.feedback.export import BOTH_BAD_POLICIES, NothingToExport, export_campaign
+from lab.feedback.export import BOTH_BAD_POLICIES, LABEL_SOURCES, NothingToExport, export_campaign
 from lab.feedback.items import ItemErrors, read_pairs_jsonl
 from lab.feedback.judging import SkipSerializer, VoteSerializer
 from lab.feedback.models import MAX_ID, MAX_OVERLAP, Campaign
@@ -122,6 +122,8 @@ class ExportSerializer(serializers.Serializer):
     both_bad = serializers.ChoiceField(choices=BOTH_BAD_POLICIES, default="drop",
                                        help_text="unpaired: also write both-bad responses as unpaired bad labels.")
     min_votes = serializers.IntegerField(min_value=1, default=1)
+    labels_from = serializers.ChoiceField(choices=LABEL_SOURCES, default="all",
+                                          help_text="all: people's and judges' votes; people; judges.")
 
 
 def item_errors_response(exc: ItemErrors) -> Response:

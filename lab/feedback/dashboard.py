@@ -11,8 +11,15 @@ says in words what was done where the votes do not bound every rating.
 
 Agreement with the majority is leave-one-out: a vote is compared with the most common label among
 the other annotators' votes on the item, where that label is unique; items judged by one annotator
-only do not count. Position bias: of the votes that picked a winner, the share whose winner was
-shown on the left (0.5 is unbiased).
+only do not count. `majority_kappa` is Cohen's κ of the same pairs of labels (statistics.cohen_kappa).
+Position bias: of the votes that picked a winner, the share whose winner was shown on the left (0.5
+is unbiased).
+
+Judges (lab/feedback/judges.py) follow the people's rows as annotators with a `judge` entry: their
+majority is the people's (all of them: a judge is none of them), their position bias `first_wins` is
+the share of their answers that picked the response shown first (each pair is shown in both orders;
+null for a reward model, which is shown no order). The other figures (progress, labels, α, κ by
+pair, the leaderboard) are the people's.
 """
 
 import math
@@ -22,10 +29,11 @@ from statistics import median
 from django.db.models import Count
 from django.db.models.functions import Length
 
-from lab.feedback.models import DECISIVE, Assignment, Campaign, Label, Vote
+from lab.feedback.models import DECISIVE, Assignment, Campaign, Judge, JudgeVote, Label, Vote
 from lab.feedback.statistics import (
     PRIOR_TIES,
     bradley_terry,
+    cohen_kappa,
     krippendorff_alpha_nominal,
     pairwise,
     win_rates,
@@ -65,7 +73,7 @@ def campaign_stats(campaign: Campaign) -> dict:
             "skipped": Assignment.objects.filter(item__campaign=campaign, skipped=True).count(),
         },
         "labels": {label: sum(1 for v in votes if v["label"] == label) for label in Label.values},
-        "annotators": _annotators(campaign, votes, by_item),
+        "annotators": _annotators(campaign, votes, by_item) + _judges(campaign, by_item),
         "alpha": {"value": krippendorff_alpha_nominal([list(u.values()) for u in by_item.values()]),
                   "units": sum(1 for labels in by_item.values() if len(labels) >= 2)},
         "kappa": [{"first": a, "second": b, "items": n, "kappa": k} for a, b, n, k in pairwise(_labels_by_rater(votes))],
@@ -99,13 +107,8 @@ def _annotators(campaign: Campaign, votes: list[dict], by_item: dict[int, dict[s
     for name in names:
         mine = [v for v in votes if v["annotator__username"] == name]
         fast = sum(1 for v in mine if _too_fast(v))
-        majority_hits = majority_n = 0
-        for v in mine:
-            others = Counter(label for who, label in by_item[v["item_id"]].items() if who != name)
-            top = others.most_common(2)
-            if top and (len(top) == 1 or top[0][1] > top[1][1]):
-                majority_n += 1
-                majority_hits += v["label"] == top[0][0]
+        compared = [(v["label"], top) for v in mine
+                    if (top := _unique_top(label for who, label in by_item[v["item_id"]].items() if who != name))]
         gold = [v for v in mine if v["item__gold"]]
         rows.append({
             "annotator": name,
@@ -114,9 +117,49 @@ def _annotators(campaign: Campaign, votes: list[dict], by_item: dict[int, dict[s
             "median_seconds": median(v["seconds"] for v in mine) if mine else None,
             "too_fast": fast,
             "flagged_fast": len(mine) >= FLAG_AFTER_VOTES and fast >= FLAG_SHARE * len(mine),
-            "majority": _share(majority_hits, majority_n),
+            **_with_majority(compared),
             "gold": _share(sum(1 for v in gold if v["label"] == v["item__gold"]), len(gold)),
             "left_wins": _share(*_left_wins(mine)),
+        })
+    return rows
+
+
+def _unique_top(labels) -> str | None:
+    """The most common of the labels, where it is unique."""
+    top = Counter(labels).most_common(2)
+    return top[0][0] if top and (len(top) == 1 or top[0][1] > top[1][1]) else None
+
+
+def _with_majority(compared: list[tuple[str, str]]) -> dict:
+    """Agreement of (label, majority label) pairs: the share that match and Cohen's κ."""
+    return {"majority": _share(sum(1 for label, top in compared if label == top), len(compared)),
+            "majority_kappa": cohen_kappa([label for label, _ in compared], [top for _, top in compared])}
+
+
+def _judges(campaign: Campaign, by_item: dict[int, dict[str, str]]) -> list[dict]:
+    majority = {item: top for item, labels in by_item.items() if (top := _unique_top(labels.values()))}
+    votes: dict[int, list[dict]] = defaultdict(list)
+    for v in JudgeVote.objects.filter(judge__campaign=campaign).values("judge_id", "item_id", "label", "answers", "item__gold"):
+        votes[v["judge_id"]].append(v)
+    rows = []
+    for judge in campaign.judges.select_related("run"):
+        mine = votes[judge.pk]
+        gold = [v for v in mine if v["item__gold"]]
+        answers = [o for v in mine for o in v["answers"].get("orders", []) if o.get("choice") in DECISIVE]
+        rows.append({
+            "annotator": judge.name,
+            "judge": {"id": judge.pk, "method": judge.method, "run": judge.run_id,
+                      "status": judge.run.status if judge.run else None},
+            "votes": len(mine),
+            "open": 0,
+            "median_seconds": None,
+            "too_fast": 0,
+            "flagged_fast": False,
+            **_with_majority([(v["label"], majority[v["item_id"]]) for v in mine if v["item_id"] in majority]),
+            "gold": _share(sum(1 for v in gold if v["label"] == v["item__gold"]), len(gold)),
+            "left_wins": None,
+            "first_wins": (_share(sum(1 for o in answers if o["choice"] == o["first"]), len(answers))
+                           if judge.method == Judge.Method.RUBRIC else None),
         })
     return rows
 

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from lab.accounts.models import Membership
-from lab.feedback.export import BOTH_BAD_POLICIES
+from lab.feedback.export import BOTH_BAD_POLICIES, LABEL_SOURCES
 from lab.feedback.models import MAX_OVERLAP, Campaign
 
 
@@ -65,3 +65,5 @@ class ExportForm(forms.Form):
     both_bad = forms.ChoiceField(choices=[(p, p) for p in BOTH_BAD_POLICIES], initial="drop", label="Both bad",
                                  help_text="drop: left out; unpaired: also written as unpaired bad labels.")
     min_votes = forms.IntegerField(min_value=1, initial=1, label="Votes at least")
+    labels_from = forms.ChoiceField(choices=[(s, s) for s in LABEL_SOURCES], initial="all", label="Votes of",
+                                    help_text="all: people and judges, a judge counting as one annotator.")

@@ -175,3 +175,44 @@ def _vote_deleted(sender, instance: Vote, **kwargs) -> None:
     """A vote deleted (with its annotator's account) gives its place on the item back.
     record_vote counts the votes up."""
     ComparisonItem.objects.filter(pk=instance.item_id).update(vote_count=F("vote_count") - 1)
+
+
+class Judge(models.Model):
+    """A model that labelled a campaign's pairs on a worker (one judge run): an annotator of the
+    campaign that is not a person. Its votes are JudgeVotes, apart from the people's: they hold no
+    place in an item's overlap, and the dashboard and the export name them as a judge's."""
+
+    class Method(models.TextChoices):
+        RUBRIC = "rubric", "checkpoint reading the guidelines"
+        REWARD = "reward", "reward model"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="judges")
+    run = models.OneToOneField("runs.Run", null=True, on_delete=models.SET_NULL, related_name="judge")
+    artifact = models.ForeignKey("runs.Artifact", null=True, on_delete=models.SET_NULL, related_name="+")
+    name = models.CharField(max_length=250, help_text="How the dashboard and the export name this annotator.")
+    method = models.CharField(max_length=10, choices=Method.choices)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JudgeVote(models.Model):
+    """A judge's canonical label of an item, with its raw answers (training/judge.py): for a
+    rubric judge, the answer of each order it was shown; for a reward model, both scores."""
+
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="votes")
+    item = models.ForeignKey(ComparisonItem, on_delete=models.CASCADE, related_name="judge_votes")
+    label = models.CharField(max_length=10, choices=Label.choices)
+    answers = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["item_id", "pk"]
+        constraints = [models.UniqueConstraint(fields=["judge", "item"], name="one_judge_vote_per_item")]
+
+    def __str__(self) -> str:
+        return f"{self.label} on item {self.item_id} by {self.judge}"

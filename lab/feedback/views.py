@@ -9,6 +9,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from lab import params
 from lab.access import get_team_for_user, working_teams
 from lab.feedback.access import (
     campaigns_for_user,
@@ -21,6 +22,9 @@ from lab.feedback.dashboard import campaign_stats
 from lab.feedback.export import NothingToExport, bad_labels_path, export_campaign
 from lab.feedback.forms import CampaignForm, ExportForm, PairsForm, SettingsForm, chosen_users
 from lab.feedback.items import ItemErrors, read_pairs_jsonl
+from lab.feedback.judges import judge_models, start_judge
+from lab.runs.models import Artifact
+from training.config import ConfigError
 
 
 @login_required
@@ -59,7 +63,7 @@ def _create(request, form):
 
 
 @login_required
-def campaign_detail(request, pk, pairs_form=None, status=200):
+def campaign_detail(request, pk, pairs_form=None, judge_error=None, status=200):
     campaign = get_campaign_for_user(request.user, pk)
     return render(request, "feedback/detail.html", {
         "campaign": campaign,
@@ -69,7 +73,30 @@ def campaign_detail(request, pk, pairs_form=None, status=200):
         "export_form": ExportForm(),
         "bad_labels": bad_labels_path(campaign).is_file(),
         "is_annotator": campaign.annotators.filter(pk=request.user.pk).exists(),
+        "judge_models": judge_models(campaign.team),
+        "judges": campaign.judges.select_related("run", "artifact"),
+        "judge_error": judge_error,
     }, status=status)
+
+
+@login_required
+@require_POST
+def campaign_judge(request, pk):
+    """Label the campaign's pairs with a judge: `model`, a reward model or checkpoint of the campaign's team."""
+    campaign = get_campaign_for_user(request.user, pk)
+    try:
+        model = params.integer(request.POST, "model", min_value=1, required=True)
+    except ConfigError as e:
+        return campaign_detail(request, pk, judge_error=e, status=400)
+    artifact = Artifact.objects.filter(team=campaign.team, kind=Artifact.Kind.CHECKPOINT, pk=model).first()
+    if artifact is None:
+        raise Http404("not found")
+    try:
+        judge = start_judge(campaign, artifact, request.user)
+    except ConfigError as e:
+        return campaign_detail(request, pk, judge_error=e, status=400)
+    messages.success(request, f"{judge.name} is queued: its votes appear here when the run ends.")
+    return redirect("campaign-detail", pk=campaign.pk)
 
 
 @login_required

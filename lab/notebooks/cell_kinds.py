@@ -19,13 +19,14 @@ from django.utils.module_loading import import_string
 
 from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell
+from lab.queues import run_queue
 from lab.runs.models import Artifact
 from training import classify_config, dpo_config, evaluate_config, sft_config
 from training.config import ConfigError, _Config
 from training.pretrain_config import PretrainConfig
 from training.reward_config import METHODS as REWARD_METHODS
 from training.reward_config import RewardConfig
-from training.stages import STAGES, Gpu, Stage
+from training.stages import STAGES, Stage
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class CellKind:
     def queue(self) -> str | None:
         if not self.stage:
             return None
-        return "cpu" if self.training_stage.gpu == Gpu.NONE else "gpu"
+        return run_queue(self.training_stage.gpu)
 
     @property
     def output_artifact(self) -> str | None:

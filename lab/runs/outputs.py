@@ -2,6 +2,7 @@
 versions of the dataset they came from, each with its lineage and hash. Called as the run's events
 are stored (Run.store_events); the worker only relays them."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -33,9 +34,19 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def register_output(run: Run, event: dict) -> Artifact | Dataset:
-    """The row of a stage's output: what its declaration (training/stages.py) says it becomes."""
+REGISTRARS: dict[str, Callable[[Run, dict], object]] = {}
+"""Output kind → the registrar of the lab app that stores it (an Output's `registered_by`), added by
+that app when it is ready (the feedback app: a judge's judgements become its votes). Runs never
+import the apps that build on them."""
+
+
+def register_output(run: Run, event: dict) -> object:
+    """The row(s) of a stage's output: what its declaration (training/stages.py) says it becomes."""
     output = OUTPUTS.get(event["kind"])
+    if output is not None and output.registered_by:
+        if event["kind"] not in REGISTRARS:
+            raise LookupError(f"no registrar for {event['kind']} outputs: is the {output.registered_by} app installed?")
+        return REGISTRARS[event["kind"]](run, event)
     if output is not None and output.dataset:
         return register_dataset_version(run, event)
     return register_artifact(run, event)

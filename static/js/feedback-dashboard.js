@@ -30,10 +30,13 @@
       `<td>${bound(r.lower, "−∞")} – ${bound(r.upper, "+∞")}</td><td>${r.battles}</td></tr>`), "No votes between two different models yet.", 5);
     $("rating-note").textContent = stats.rating_note || "";
     $("rating-note").hidden = !stats.rating_note;
-    rows($("annotators"), stats.annotators.map((a) => `<tr${a.flagged_fast ? ' class="flagged"' : ""} data-annotator="${esc(a.annotator)}">` +
-      `<td>${esc(a.annotator)}${a.flagged_fast ? ' <span class="badge badge-failed" title="half or more of their votes were faster than reading the responses">too fast</span>' : ""}</td>` +
+    rows($("annotators"), stats.annotators.map((a) => `<tr${a.flagged_fast ? ' class="flagged"' : a.judge ? ' class="judge"' : ""} data-annotator="${esc(a.annotator)}">` +
+      `<td>${esc(a.annotator)}${a.flagged_fast ? ' <span class="badge badge-failed" title="half or more of their votes were faster than reading the responses">too fast</span>' : ""}` +
+      `${a.judge ? ` <span class="badge badge-${esc(a.judge.status)}" title="a model on a worker, run ${a.judge.run}: ${esc(a.judge.status)}">${a.judge.method === "reward" ? "reward model" : "judge"}</span>` : ""}</td>` +
       `<td>${a.votes}${a.open ? ` <span class="muted">+${a.open} open</span>` : ""}</td><td>${num(a.median_seconds, 1)}</td>` +
-      `<td>${share(a.majority)}</td><td>${share(a.gold)}</td><td>${share(a.left_wins)}</td></tr>`), "No annotators chosen.", 6);
+      `<td>${share(a.majority)}</td><td>${num(a.majority_kappa, 2)}</td><td>${share(a.gold)}</td>` +
+      `<td>${a.judge ? (a.first_wins ? `${share(a.first_wins)} <span class="muted">first</span>` : "–") : share(a.left_wins)}</td></tr>`),
+      "No annotators chosen.", 7);
     rows($("kappa"), stats.kappa.map((k) => `<tr><td>${esc(k.first)} · ${esc(k.second)}</td><td>${k.items}</td><td>${num(k.kappa, 3)}</td></tr>`),
       "Needs two annotators.", 3);
     drawHeatmap(stats.win_rates);

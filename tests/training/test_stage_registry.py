@@ -29,6 +29,7 @@ MINIMAL = {
     "rl": {"base_model": "MODEL", "dataset_path": str(SAMPLE_DATA / "eval" / "gsm8k-test-300.jsonl"), "output_dir": "out",
            "num_generations": 8},
     "generate": {"models": [{"path": "MODEL", "label": "a", "artifact": None}], "output_dir": "out", "prompts": ["Hi"]},
+    "judge": {"model_path": "MODEL", "output_dir": "out", "batch_size": 4},
     "export": {"base_model": "MODEL", "output_dir": "out", "eval_tokens": 512},
     "evaluate": {"models": [{"path": "MODEL", "label": "a", "artifact": None}], "output_dir": "out",
                  "dataset_path": str(SAMPLE_DATA / "eval" / "mmlu-test-500.jsonl"), "max_examples": 50},
