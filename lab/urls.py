@@ -58,4 +58,5 @@ urlpatterns = [
     path("campaigns/", include("lab.feedback.urls")),
     path("fleet/", include("lab.fleet.urls")),
     path("api/", include("lab.api.urls")),
+    path("v1/", include("lab.hub.openai_api")),  # OpenAI-compatible: the team's models for the openai client
 ]

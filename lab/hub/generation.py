@@ -71,7 +71,8 @@ async def steps(request_id: str, timeout_s: float = 60) -> AsyncIterator[dict[st
     """The request's items as the worker writes them, up to its `done` (or `error`) item. When nothing
     comes for `timeout_s` (no worker took it, or it stalled), an `error` item with `code: "timeout"`
     ends it and the request is cancelled."""
-    connection = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+    # A read waits up to timeout_s for the next item (redis-py's own read timeout is shorter).
+    connection = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=timeout_s + 5)
     key, last, finished = stream_key(request_id), "0-0", False
     try:
         while not finished:
