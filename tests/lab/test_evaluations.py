@@ -117,3 +117,22 @@ def test_the_model_page_lists_every_evaluation_of_the_checkpoint(cast, evaluatio
     html = unescape(_client(cast.alice).get(f"/models/{evaluation['checkpoint'].pk}/").content.decode())
     assert html.count('data-role="evaluation-row"') == 1
     assert f"/evaluations/{evaluation['evaluation'].pk}/" in html and "acc <b>0.667</b>" in html
+
+
+def test_the_evaluate_cell_shows_its_form_then_its_table(cast, evaluation):
+    from lab.notebooks.models import Cell, Notebook
+    from lab.runs.models import Run, Status
+
+    notebook = Notebook.objects.create(team=cast.team, title="scores", created_by=cast.alice)
+    cell = Cell.objects.create(notebook=notebook, position=0, kind=Cell.Kind.EVALUATE, config={})
+    client = _client(cast.alice)
+    html = unescape(client.get(f"/notebooks/{notebook.pk}/").content.decode())
+    assert "Few-shot examples" in html and "multiple choice" in html and "evaluation-table" not in html
+
+    run = Run.objects.create(team=cast.team, cell=cell, stage="evaluate", config={}, status=Status.SUCCEEDED)
+    Artifact.objects.filter(pk=evaluation["evaluation"].pk).update(run=run)
+    cell.current_run = run
+    cell.save()
+    html = unescape(client.get(f"/notebooks/{notebook.pk}/").content.decode())
+    assert 'data-role="evaluation-table"' in html and 'data-model="b"' in html and f'id="evaluation-{cell.pk}"' in html
+    assert f"/evaluations/{evaluation['evaluation'].pk}/" in html
