@@ -49,14 +49,15 @@ class Output:
 
     kind: str
     dataset: bool = False
-    """True: registered as a new version of the dataset the run read; else as an Artifact of `kind`."""
+    """True: it becomes datasets (a new version of the dataset the run read), not an Artifact of `kind`."""
     registered_by: str | None = None
-    """The lab app that registers this output itself (neither an Artifact nor a dataset version), through
-    the registrar it adds for `kind` to lab/runs/outputs.py: `feedback` stores judgements as votes."""
+    """The lab app that registers this output itself, through the registrar it adds for `kind` to
+    lab/runs/outputs.py (`datasets`: a cleaned corpus becomes dataset versions; `feedback`: judgements
+    become votes); None: an Artifact of `kind`."""
 
 
 TOKENIZER = Output("tokenizer")
-CORPUS = Output("corpus", dataset=True)
+CORPUS = Output("corpus", dataset=True, registered_by="datasets")
 CHECKPOINT = Output("checkpoint")
 GENERATIONS = Output("generations")
 EVALUATION = Output("evaluation")

@@ -8,10 +8,10 @@ when an upstream cell's current output is no longer the one its current run used
 from dataclasses import dataclass, replace
 
 from lab.datasets.models import Dataset
+from lab.datasets.versions import clean_split
 from lab.notebooks.cell_kinds import CELL_KINDS, SET_BY_LAB, InputSpec
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact, Status
-from lab.runs.outputs import clean_split
 from training.config import ConfigError
 
 # A view of the declarations (lab/notebooks/cell_kinds.py) for lab/runs/actions.py: kind → (stage, queue).

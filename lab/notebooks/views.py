@@ -17,6 +17,7 @@ from lab.access import (
     notebooks_for_user,
     working_teams,
 )
+from lab.datasets.versions import clean_split
 from lab.feedback.items import ItemErrors
 from lab.notebooks import estimates
 from lab.notebooks.actions import start_cell_run
@@ -26,7 +27,6 @@ from lab.notebooks.form_layout import sections
 from lab.notebooks.forms import FORMS
 from lab.notebooks.kinds import cell_output, stale_inputs
 from lab.notebooks.models import Cell, Notebook
-from lab.runs.outputs import clean_split
 from training.config import ConfigError
 
 

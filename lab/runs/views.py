@@ -8,7 +8,6 @@ from django.views.decorators.http import require_POST
 
 from lab import params
 from lab.access import get_run_for_user
-from lab.datasets.models import Dataset
 from lab.runs.actions import cancel_run, resume_run
 from lab.runs.compare import candidates
 from lab.runs.models import Run
@@ -19,7 +18,7 @@ from training.config import ConfigError
 def deleted_inputs(run: Run) -> list[str]:
     """Keys of the run's dataset inputs whose dataset was deleted since: the run keeps the record, not the data."""
     used = [(key, value["id"]) for key, value in run.frozen_inputs() if value.get("kind") == "dataset"]
-    present = set(Dataset.objects.filter(team=run.team_id, pk__in=[pk for _, pk in used]).values_list("pk", flat=True))
+    present = set(run.team.datasets.filter(pk__in=[pk for _, pk in used]).values_list("pk", flat=True))
     return [key for key, pk in used if pk not in present]
 
 
