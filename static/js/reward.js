@@ -19,7 +19,8 @@
     const data = JSON.parse(document.getElementById(node.dataset.source).textContent);
     if (typeof Plotly === "undefined" || !(data.chosen || []).length) return;
     const trace = (values, name, color) => ({
-      type: "histogram", x: values, name, opacity: 0.6, marker: { color }, nbinsx: 30,
+      // One bin group: both histograms share their bins, so their bars compare reward for reward.
+      type: "histogram", x: values, name, opacity: 0.6, marker: { color }, nbinsx: 30, bingroup: "rewards",
       hovertemplate: `${name}: %{y} pairs at reward %{x}<extra></extra>`,
     });
     Plotly.newPlot(node, [trace(data.chosen, "chosen", "#16a34a"), trace(data.rejected, "rejected", "#dc2626")], {
