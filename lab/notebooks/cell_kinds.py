@@ -76,6 +76,12 @@ class CellKind:
     """Config fields shown first, after the inputs; the others sit under "Advanced"."""
     context: str | None = None
     """Dotted path of `f(cell, output) -> dict`, extra context for the kind's template partial."""
+    output: str | None = None
+    """Dotted path of `f(cell) -> Output | None`, for a kind whose output is not its run's artifact (a
+    picked dataset or model, a clean run's dataset version); None: the artifact its stage outputs."""
+    start: str | None = None
+    """Dotted path of `f(request, cell) -> HttpResponse`, for a kind whose "Run" starts something other
+    than a run (annotate opens a feedback campaign); None: a run of its stage (start_cell_run)."""
 
     @property
     def label(self) -> str:
@@ -117,6 +123,14 @@ class CellKind:
     @cached_property
     def extra_context(self) -> Callable | None:
         return import_string(self.context) if self.context else None
+
+    @cached_property
+    def output_of(self) -> Callable | None:
+        return import_string(self.output) if self.output else None
+
+    @cached_property
+    def starter(self) -> Callable | None:
+        return import_string(self.start) if self.start else None
 
 
 def _clean_paths(inputs: dict, output_dir: str) -> dict:
@@ -224,11 +238,11 @@ CELL_KINDS: dict[str, CellKind] = {
     k.kind: k
     for k in (
         CellKind(Cell.Kind.NOTE, form="lab.notebooks.forms.NoteForm"),
-        CellKind(Cell.Kind.CORPUS, form="lab.notebooks.forms.CorpusCellForm"),
+        CellKind(Cell.Kind.CORPUS, form="lab.notebooks.forms.CorpusCellForm", output="lab.notebooks.kinds.corpus_output"),
         CellKind(Cell.Kind.CLEAN, (CORPUS_INPUT,), stage="clean", paths=_clean_paths,
                  placeholder_paths={"input_path": "/validate/corpus", "output_dir": "/validate/run"},
                  basic=("min_chars", "exact_dedup", "near_dedup", "val_fraction"),
-                 context="lab.notebooks.views.clean_report"),
+                 context="lab.notebooks.views.clean_report", output="lab.notebooks.kinds.corpus_output"),
         CellKind(Cell.Kind.TOKENIZER, (CORPUS_INPUT,), stage="tokenizer", paths=_corpus_paths,
                  placeholder_paths={k: v for k, v in PLACEHOLDER_PATHS.items() if k != "tokenizer_path"},
                  basic=("algorithm", "vocab_size")),
@@ -242,7 +256,7 @@ CELL_KINDS: dict[str, CellKind] = {
                  options={"precision": PretrainConfig.PRECISIONS},
                  basic=("preset", "context_length", "batch_size", "max_steps", "lr"),
                  context="lab.notebooks.views.pretrain_estimate"),
-        CellKind(Cell.Kind.MODEL, form="lab.notebooks.forms.ModelCellForm"),
+        CellKind(Cell.Kind.MODEL, form="lab.notebooks.forms.ModelCellForm", output="lab.notebooks.kinds.model_output"),
         CellKind(Cell.Kind.SFT, (MODEL_INPUT, InputSpec("dataset", "SFT dataset", dataset_kinds=(Dataset.Kind.SFT,)),
                                  EVAL_CELLS_INPUT),
                  stage="sft", paths=_evaluating_checkpoints(_fine_tune_paths),
@@ -277,7 +291,8 @@ CELL_KINDS: dict[str, CellKind] = {
                  basic=("prompts", "samples_per_prompt", "max_new_tokens", "temperature"),
                  context="lab.notebooks.views.generations_of"),
         CellKind(Cell.Kind.ANNOTATE, (InputSpec("generate_cell", "generated responses", cells=(Cell.Kind.GENERATE,)),),
-                 form="lab.notebooks.forms.AnnotateForm", context="lab.notebooks.views.campaigns"),
+                 form="lab.notebooks.forms.AnnotateForm", context="lab.notebooks.views.campaigns",
+                 start="lab.notebooks.views.open_campaign"),
         # A classify cell's checkpoint is scored on a classification dataset.
         CellKind(Cell.Kind.EVALUATE,
                  (InputSpec("model_cells", "checkpoints", cells=(*MODEL_CELLS, Cell.Kind.CLASSIFY), many=True),

@@ -47,18 +47,29 @@ def artifact_output(artifact: Artifact) -> Output:
 
 
 def cell_output(cell: Cell) -> Output | None:
-    if cell.kind in (Cell.Kind.CORPUS, Cell.Kind.CLEAN):
-        corpus = corpus_of(cell)
-        return dataset_output(corpus) if corpus else None
-    if cell.kind == Cell.Kind.MODEL:
-        model = Artifact.objects.filter(team=cell.notebook.team, kind=Artifact.Kind.CHECKPOINT, pk=cell.config.get("model")).first()
-        return artifact_output(model) if model else None
-    artifact_kind = CELL_KINDS[cell.kind].output_artifact
+    """What the cell gives the cells below: what its kind declares (`CellKind.output`), else the
+    artifact its current run made, once the run succeeded."""
+    kind = CELL_KINDS[cell.kind]
+    if kind.output_of is not None:
+        return kind.output_of(cell)
+    artifact_kind = kind.output_artifact
     run = cell.current_run
     if artifact_kind is None or run is None or run.status != Status.SUCCEEDED:
         return None
     artifact = run.artifacts.filter(kind=artifact_kind).order_by("-pk").first()
     return artifact_output(artifact) if artifact else None
+
+
+def corpus_output(cell: Cell) -> Output | None:
+    """A corpus cell's picked text dataset, or the version its clean cell's current run made."""
+    corpus = corpus_of(cell)
+    return dataset_output(corpus) if corpus else None
+
+
+def model_output(cell: Cell) -> Output | None:
+    """A base-model cell's picked checkpoint of the team."""
+    model = Artifact.objects.filter(team=cell.notebook.team, kind=Artifact.Kind.CHECKPOINT, pk=cell.config.get("model")).first()
+    return artifact_output(model) if model else None
 
 
 def settings_output(cell: Cell, key: str) -> Output:

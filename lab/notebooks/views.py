@@ -159,8 +159,8 @@ def cell_save(request, pk):
 @require_POST
 def cell_run(request, pk):
     cell = get_cell_for_user(request.user, pk)
-    if cell.kind == Cell.Kind.ANNOTATE:
-        return _start_campaign(request, cell)
+    if (starter := CELL_KINDS[cell.kind].starter) is not None:
+        return starter(request, cell)
     try:
         run = start_cell_run(cell, request.user)
     except ConfigError as exc:
@@ -170,7 +170,8 @@ def cell_run(request, pk):
     return redirect(reverse("notebook-detail", args=[cell.notebook.pk]) + f"#cell-{cell.pk}")
 
 
-def _start_campaign(request, cell: Cell):
+def open_campaign(request, cell: Cell):
+    """An annotate cell's "Run": the feedback campaign of its generated pairs, started once."""
     try:
         campaign, created = start_campaign(cell, request.user)
     except (ConfigError, ValueError, ItemErrors) as exc:
