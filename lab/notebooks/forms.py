@@ -31,6 +31,8 @@ OPTION_LABELS = {
     "method": {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA (4-bit base, GPU)"},
     "loss_on": {"assistant": "assistant tokens only", "all": "every token"},
     "schedule": {"cosine": "cosine", "linear": "linear", "constant": "constant"},
+    "loss_type": {"sigmoid": "sigmoid (DPO)", "ipo": "IPO", "hinge": "hinge (SLiC)", "robust": "robust DPO",
+                  "orpo": "ORPO (no reference)", "simpo": "SimPO (no reference)", "kto": "KTO (unpaired labels)"},
     "task": {"auto": "auto (from the dataset's kind)", "perplexity": "perplexity", "multiple_choice": "multiple choice",
              "generation": "generation (exact match)", "classification": "classification"},
     "mc_style": {"text": "each choice's text", "letters": "A, B, C, D (MMLU's prompt)"},
