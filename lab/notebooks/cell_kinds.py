@@ -21,7 +21,7 @@ from lab.datasets.models import Dataset
 from lab.notebooks.models import Cell
 from lab.queues import run_queue
 from lab.runs.models import Artifact
-from training import classify_config, dpo_config, evaluate_config, sft_config
+from training import classify_config, dpo_config, evaluate_config, rl_config, sft_config
 from training.config import ConfigError, _Config
 from training.pretrain_config import PretrainConfig
 from training.reward_config import METHODS as REWARD_METHODS
@@ -51,7 +51,7 @@ class InputSpec:
 # Config fields the lab fills from a cell's inputs (and a resume), never typed in its form.
 SET_BY_LAB = frozenset({"corpus_path", "corpus_format", "input_path", "input_format", "tokenizer_path", "output_dir",
                         "resume_from", "init_from", "base_model", "dataset_path", "dataset_format", "models",
-                        "prompts_path", "prompts_format", "reference_model", "eval_tasks"})
+                        "prompts_path", "prompts_format", "reference_model", "reward_model", "eval_tasks"})
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,14 @@ def _dpo_paths(inputs: dict, output_dir: str) -> dict:
     return paths
 
 
+def _rl_paths(inputs: dict, output_dir: str) -> dict:
+    """The policy and the prompts as a fine-tune's; the reward model when the cell names one."""
+    paths = _fine_tune_paths(inputs, output_dir)
+    if reward := inputs.get("reward_cell"):
+        paths["reward_model"] = reward.path
+    return paths
+
+
 def eval_task(evaluate) -> dict:
     """An evaluate cell, resolved as a `settings_of` input, as one of a training config's `eval_tasks`:
     its settings, its dataset, and a label for the metrics (`eval/<label>/…`) from its title."""
@@ -225,7 +233,7 @@ def check_data_fits(config: PretrainConfig, inputs: dict) -> None:
 
 CORPUS_INPUT = InputSpec("corpus_cell", "corpus", cells=(Cell.Kind.CORPUS, Cell.Kind.CLEAN))
 # A model is a checkpoint: picked in a base-model cell, or the output of a training cell.
-MODEL_CELLS = (Cell.Kind.MODEL, Cell.Kind.PRETRAIN, Cell.Kind.SFT, Cell.Kind.DPO)
+MODEL_CELLS = (Cell.Kind.MODEL, Cell.Kind.PRETRAIN, Cell.Kind.SFT, Cell.Kind.DPO, Cell.Kind.RL)
 MODEL_INPUT = InputSpec("model_cell", "base model", cells=MODEL_CELLS)
 EVAL_CELLS_INPUT = InputSpec("eval_cells", "evaluate each checkpoint with", cells=(Cell.Kind.EVALUATE,), many=True,
                              optional=True, settings_of=True)
@@ -283,6 +291,14 @@ CELL_KINDS: dict[str, CellKind] = {
                  options={"method": dpo_config.METHODS, "loss_type": dpo_config.LOSS_TYPES, "schedule": dpo_config.SCHEDULES,
                           "precision": dpo_config.DpoConfig.PRECISIONS},
                  basic=("loss_type", "beta", "method", "max_steps", "lr")),
+        CellKind(Cell.Kind.RL,
+                 (MODEL_INPUT,
+                  InputSpec("dataset", "prompts dataset",
+                            dataset_kinds=(Dataset.Kind.EVAL, Dataset.Kind.SFT, Dataset.Kind.PREFERENCE)),
+                  InputSpec("reward_cell", "reward model", cells=REWARD_CELLS, optional=True)),
+                 stage="rl", paths=_rl_paths,
+                 options={"method": rl_config.METHODS, "schedule": rl_config.SCHEDULES, "precision": rl_config.PRECISIONS},
+                 basic=("rewards", "num_generations", "max_completion_length", "beta", "max_steps", "lr")),
         CellKind(Cell.Kind.GENERATE,
                  (InputSpec("model_cells", "models", cells=MODEL_CELLS, many=True),
                   InputSpec("dataset", "prompts dataset", optional=True,

@@ -77,6 +77,10 @@ LABELS = {
     "beta": "Beta (β)",
     "label_smoothing": "Label smoothing",
     "simpo_gamma": "SimPO target margin (γ)",
+    # rl
+    "rewards": "Rewards",
+    "num_generations": "Answers per prompt (group)",
+    "max_completion_length": "Maximum answer length (tokens)",
     # generate
     "prompts": "Prompts",
     "max_prompts": "Maximum prompts",

@@ -3,6 +3,7 @@ texts are written once (in training/config.py) and the web validates exactly wha
 
 import dataclasses
 import json
+import re
 import types
 import typing
 
@@ -16,7 +17,7 @@ from lab.notebooks.form_layout import LABELS, help_html
 from lab.notebooks.kinds import input_keys, resolve_inputs, training_config
 from lab.notebooks.models import Cell
 from lab.runs.models import Artifact
-from training import presets
+from training import json_limits, presets
 from training.config import ConfigError, field_docs
 from training.config_checks import check_limits, refuse_unknown_keys
 
@@ -41,6 +42,12 @@ OPTION_LABELS = {
 MULTILINE = {"chat_template"}
 # Lists of sentences, which hold commas themselves: one item per line.
 LINE_LISTS = {"prompts", "sample_prompts"}
+JSON_ROWS = 6
+
+
+def _is_json_list(hint) -> bool:
+    """A list of objects (rl's rewards): edited as JSON text."""
+    return typing.get_origin(hint) is list and typing.get_args(hint) == (dict,)
 
 
 def _form_field(stage_options: dict, f: dataclasses.Field, hint, doc: str) -> forms.Field:
@@ -66,6 +73,9 @@ def _typed_field(stage_options: dict, f: dataclasses.Field, hint, help_text: str
     if f.name in MULTILINE:
         return forms.CharField(initial=default, required=False, strip=False, help_text=help_text,
                                widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}))
+    if _is_json_list(hint):
+        return forms.CharField(initial=json.dumps(default), help_text=help_text + " JSON: a list of objects.",
+                               widget=forms.Textarea(attrs={"rows": JSON_ROWS, "class": "mono"}))
     if typing.get_origin(hint) is list and f.name in LINE_LISTS:
         return forms.CharField(initial="\n".join(default), required=False, help_text=help_text + " One per line.",
                                widget=forms.Textarea(attrs={"rows": 3}))
@@ -81,30 +91,43 @@ class CellConfigForm(forms.Form):
         kind = CELL_KINDS[cell.kind]
         self.config_class = kind.config_class
         # Text lists (sample prompts) edit as comma-separated text; id lists (several models) stay lists.
-        typed_lists = {k: ("\n" if k in LINE_LISTS else ", ").join(v) for k, v in cell.config.items()
-                       if isinstance(v, list) and k not in input_keys(cell.kind)}
+        hints = typing.get_type_hints(self.config_class)
+        self.json_lists = {name for name, hint in hints.items() if _is_json_list(hint)}
+        typed_lists = {k: json.dumps(v) if k in self.json_lists else ("\n" if k in LINE_LISTS else ", ").join(v)
+                       for k, v in cell.config.items() if isinstance(v, list) and k not in input_keys(cell.kind)}
         initial = {**cell.config, **typed_lists}
         super().__init__(*args, initial=initial, **kwargs)
         self.cell = cell
         for spec in kind.inputs:
             self.fields[spec.key] = input_field(cell, spec)
-        hints = typing.get_type_hints(self.config_class)
         docs = field_docs(self.config_class)
         for f in dataclasses.fields(self.config_class):
             if f.name not in SET_BY_LAB:
                 self.fields[f.name] = _form_field(kind.options, f, hints[f.name], docs.get(f.name, ""))
         # Lists of strings, edited as text: one item a line (LINE_LISTS) or comma-separated.
-        self.text_lists = {name for name in self.fields if typing.get_origin(hints.get(name)) is list}
+        self.text_lists = {name for name in self.fields
+                           if typing.get_origin(hints.get(name)) is list and name not in self.json_lists}
 
     def clean(self):
         data = super().clean()
         for name, value in list(data.items()):
             if name in self.text_lists:
                 data[name] = [item.strip() for item in value.split("\n" if name in LINE_LISTS else ",") if item.strip()]
+            elif name in self.json_lists:
+                try:
+                    data[name] = json_limits.loads(value)
+                except ValueError as exc:
+                    self.add_error(name, f"is not JSON: {exc}")
+                    return data
         try:
             self.check_config(data)
         except ConfigError as exc:
-            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+            # A field inside a field (`rewards[1].pattern`) is shown on its field, named in full.
+            outer = re.split(r"[\[.]", exc.field, maxsplit=1)[0]
+            if outer not in self.fields:
+                self.add_error(None, exc.message)
+            else:
+                self.add_error(outer, exc.message if outer == exc.field else str(exc))
         return data
 
     def check_config(self, data: dict) -> None:
@@ -213,6 +236,10 @@ def _as_posted(form: forms.Form, name: str, value):
     field = form.fields[name]
     if name in getattr(form, "text_lists", ()):
         return _joined(name, value)
+    if name in getattr(form, "json_lists", ()):
+        if not isinstance(value, list):
+            raise ConfigError(name, f"must be a list, not {_json_type(value)}")
+        return json.dumps(value)
     if isinstance(field, forms.BooleanField):
         expected, ok = "true or false", isinstance(value, bool)
     elif isinstance(field, forms.FloatField):  # before IntegerField, its base class

@@ -30,6 +30,7 @@ class Cell(models.Model):
         CLASSIFY = "classify", "Classification fine-tuning"
         REWARD = "reward", "Reward model"
         DPO = "dpo", "Preference tuning (DPO)"
+        RL = "rl", "Reinforcement learning (GRPO)"
         GENERATE = "generate", "Generate responses"
         ANNOTATE = "annotate", "Human feedback"
         EVALUATE = "evaluate", "Evaluate"

@@ -19,6 +19,10 @@
     memory: { title: "GPU memory (GiB)", series: [["gpu_memory_gb", "peak allocated"]] },
     // Reward models: how often the chosen answer gets the higher reward, in training batches and on held-out pairs.
     pairs: { title: "pairwise accuracy", series: [["accuracy", "train"], ["val_accuracy", "held-out"]] },
+    // Reinforcement learning: the weighted reward, and one series per reward function as it first appears (`prefix`).
+    reward: { title: "mean reward", series: [["reward", "total (weighted)"], ["val_reward", "held-out"]], prefix: "reward/" },
+    kl: { title: "KL to the reference", series: [["kl", "KL"]] },
+    length: { title: "answer length (tokens)", series: [["completion_length", "mean"]] },
     // Preference tuning: the implicit rewards of chosen and rejected answers, their margin and how often chosen wins.
     rewards: { title: "rewards", series: [["rewards/chosen", "chosen"], ["rewards/rejected", "rejected"]] },
     margins: { title: "reward margin · chosen wins", series: [["rewards/margins", "margin"], ["val_rewards/margins", "val margin"],
@@ -68,6 +72,7 @@
       this.samplesEl = r.querySelector("[data-role=samples]");
       this.logEl = r.querySelector("[data-role=log]");
       this.charts = {};
+      this.series = {}; // per chart: its [metric key, name] pairs, CHARTS' own plus those a prefix added
       this.chartsEl = r.querySelector("[data-role=charts]");
       // The template names the charts that fit the stage (data-charts="loss,lr,speed"); none for "".
       // A stage with charts also gets the GPU memory chart once a run reports GPU memory.
@@ -79,6 +84,7 @@
       const div = el("div", "chart");
       div.dataset.chart = key;
       this.chartsEl.appendChild(div);
+      this.series[key] = CHARTS[key].series.slice();
       const traces = CHARTS[key].series.map(([, name]) => ({ x: [], y: [], name, mode: "lines+markers", marker: { size: 4 } }));
       const layout = Object.assign({}, CHART_LAYOUT, { title: { text: CHARTS[key].title, font: { size: 13 } } },
                                    this.compact ? { height: 190 } : {});
@@ -87,6 +93,37 @@
       // `responsive` follows the window only; a grid cell can change width on its own.
       new ResizeObserver(() => Plotly.Plots.resize(div)).observe(div);
       this.charts[key] = div;
+    }
+
+    addSeries(chart, key, name) {
+      this.series[chart].push([key, name]);
+      Plotly.addTraces(this.charts[chart], { x: [], y: [], name, mode: "lines+markers", marker: { size: 4 } });
+    }
+
+    addRewardRow(e) { // the rl stage's samples: one table row per answer, a column per reward
+      let table = this.samplesEl.querySelector("table.reward-samples");
+      if (!table) {
+        table = el("table", "reward-samples");
+        const head = table.createTHead().insertRow();
+        ["step", "prompt", "answer", ...Object.keys(e.rewards)].forEach((name) => head.appendChild(el("th", "", name)));
+        table.createTBody();
+        this.samplesEl.prepend(table);
+      }
+      const row = el("tr");
+      row.appendChild(el("td", "", String(e.step)));
+      const prompt = el("td", "reward-prompt", e.prompt.length > 80 ? e.prompt.slice(0, 80) + "…" : e.prompt);
+      prompt.title = e.prompt;
+      row.appendChild(prompt);
+      const answer = el("td");
+      answer.appendChild(el("pre", "", e.text));
+      row.appendChild(answer);
+      Array.from(table.tHead.rows[0].cells).slice(3).forEach((th) => {
+        const value = e.rewards[th.textContent];
+        row.appendChild(el("td", "num", value === null || value === undefined ? "–" : Number(value).toFixed(2)));
+      });
+      const body = table.tBodies[0];
+      body.prepend(row);
+      while (body.rows.length > 100) body.deleteRow(-1);
     }
 
     connect() {
@@ -141,9 +178,16 @@
             this.addChart(k);
           });
           for (const [chart, spec] of Object.entries(CHARTS)) {
-            spec.series.forEach(([key], i) => {
-              if (v[key] === undefined || !this.charts[chart]) return;
-              const slot = (add[chart] = add[chart] || spec.series.map(() => ({ x: [], y: [] })));
+            if (!this.charts[chart]) continue;
+            const series = this.series[chart];
+            if (spec.prefix) {
+              Object.keys(v).filter((k) => k.startsWith(spec.prefix) && !series.some(([s]) => s === k))
+                .forEach((k) => this.addSeries(chart, k, k.slice(spec.prefix.length)));
+            }
+            series.forEach(([key], i) => {
+              if (v[key] === undefined) return;
+              const slot = (add[chart] = add[chart] || []);
+              slot[i] = slot[i] || { x: [], y: [] };
               slot[i].x.push(e.step); slot[i].y.push(v[key]);
               this.points += 1;
             });
@@ -153,6 +197,8 @@
             if (!this.firstMetric || e.step < this.firstMetric.step) this.firstMetric = this.lastMetric;
           }
           this.latest = Object.assign(this.latest || {}, v);
+        } else if (e.type === "sample" && this.samplesEl && e.rewards) {
+          this.addRewardRow(e);
         } else if (e.type === "sample" && this.samplesEl) {
           const box = el("div", "sample");
           box.appendChild(el("div", "sample-step", `step ${e.step}`));
@@ -221,7 +267,7 @@
       }
       if (this.metricsEl) {
         const m = s.latest_metrics || {};
-        const show = [["loss", 4], ["val_loss", 4], ["val_ppl", 2], ["accuracy", 3], ["macro_f1", 3], ["rewards/margins", 3], ["rewards/accuracies", 2], ["lr", 6],
+        const show = [["loss", 4], ["val_loss", 4], ["val_ppl", 2], ["accuracy", 3], ["macro_f1", 3], ["rewards/margins", 3], ["rewards/accuracies", 2], ["reward", 3], ["kl", 4], ["lr", 6],
                       ["tokens_per_s", 0], ["gpu_memory_gb", 2], ["mb_per_s", 1], ["docs_per_s", 0]];
         this.metricsEl.textContent = show.filter(([k]) => m[k] !== undefined)
           .map(([k, d]) => `${k} ${Number(m[k]).toFixed(d)}`).join(" · ");

@@ -18,7 +18,7 @@ def test_every_cell_kind_is_declared_once():
 
 def test_a_runnable_kind_runs_a_stage_of_the_training_registry():
     runnable = {kind: k for kind, k in CELL_KINDS.items() if k.runnable}
-    assert set(runnable) == {"clean", "tokenizer", "pretrain", "sft", "reward", "classify", "dpo", "generate", "evaluate"}
+    assert set(runnable) == {"clean", "tokenizer", "pretrain", "sft", "reward", "classify", "dpo", "rl", "generate", "evaluate"}
     for k in runnable.values():
         assert k.training_stage is STAGES[k.stage]
         assert k.paths is not None, k.kind
@@ -30,6 +30,7 @@ def test_the_output_artifact_is_the_stages_own_output_kind():
     assert outputs == {"tokenizer": Artifact.Kind.TOKENIZER, "pretrain": Artifact.Kind.CHECKPOINT,
                        "reward": Artifact.Kind.CHECKPOINT,
                        "sft": Artifact.Kind.CHECKPOINT, "classify": Artifact.Kind.CHECKPOINT, "dpo": Artifact.Kind.CHECKPOINT,
+                       "rl": Artifact.Kind.CHECKPOINT,
                        "generate": Artifact.Kind.GENERATIONS, "evaluate": Artifact.Kind.EVALUATION}
     assert CELL_KINDS["clean"].output_artifact is None  # a new version of a dataset, not an artifact
 

@@ -38,7 +38,7 @@ def si(value) -> str:
 # memory when a run reports it). Stages without steps (tokenizer, clean) show progress alone.
 STAGE_CHARTS = {"pretrain": "loss,lr,speed", "sft": "loss,lr,speed", "classify": "loss,quality,speed",
                 "reward": "loss,pairs,speed",
-                "dpo": "loss,rewards,margins,speed", "generate": "speed"}
+                "dpo": "loss,rewards,margins,speed", "rl": "reward,kl,length,speed", "generate": "speed"}
 
 
 @register.filter
