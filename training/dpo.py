@@ -135,7 +135,7 @@ def setup(cfg: DpoConfig, reporter: Reporter) -> DpoRun:
 def make_trainer(cfg: DpoConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: list[dict],
                  held_out: list[dict], loop: dict[str, Any], callback: ReporterCallback) -> Trainer:
     """The trl trainer of `cfg.loss_type`, on the lab's training-loop arguments."""
-    loop |= {
+    loop = loop | {
         "per_device_train_batch_size": cfg.batch_size, "per_device_eval_batch_size": cfg.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum, "activation_checkpointing": False,
         "max_length": cfg.max_length, "beta": cfg.beta,

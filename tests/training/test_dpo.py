@@ -132,6 +132,17 @@ def test_kto_learns_from_unpaired_labels(base_model: Path, pairs: Path, tmp_path
     assert reporter.of_type("status")[0]["summary"]["data"] == "unpaired"
 
 
+def test_a_stop_mid_way_saves_a_checkpoint_and_registers_nothing(base_model: Path, pairs: Path, tmp_path: Path):
+    from training.dpo import run_dpo
+
+    cfg = dpo_config(base_model, pairs, tmp_path / "run", method="lora", lora_r=4, log_every=1, max_steps=8)
+    reporter = FakeReporter(stop_at_step=2)
+    assert run_dpo(cfg, reporter) is None
+    assert reporter.of_type("status")[-1]["status"] == "cancelled" and not reporter.of_type("artifact")
+    (checkpoint,) = reporter.of_type("checkpoint")  # asked after step 2's metric: the loop ends step 3 and saves
+    assert checkpoint["step"] == 3 and (Path(checkpoint["path"]) / "adapter_model.safetensors").is_file()
+
+
 def test_the_dpo_loss_types_are_trls_own():
     import re
 

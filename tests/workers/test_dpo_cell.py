@@ -79,3 +79,7 @@ def test_what_cannot_run_is_refused_before_a_run_exists(cast, data_dir, base_mod
     error = refused(dataset=10**12)
     assert error.field == "dataset" and "does not exist" in error.message
     assert not Run.objects.exists()
+    page = Client()
+    page.force_login(cast.alice)
+    html = unescape(page.get(f"/notebooks/{cell.notebook.pk}/").content.decode())  # the form, in words
+    assert 'value="kto"' in html and "KTO (unpaired labels)" in html and "Beta (β)" in html
