@@ -40,8 +40,7 @@ def iter_documents(path: str | Path, fmt: str) -> Iterator[str]:
     p = Path(path)
     if not p.is_file():
         raise CorpusError(p, None, "no such file")
-    # The readers tell the format by the name; the caller's `fmt` wins over the file's suffix.
-    name = p.name if detected_format(p.name) == fmt else f"{p.name}{SUFFIXES[fmt]}"
+    name = reader_name(p, fmt)
     try:
         if fmt == "txt":  # the stages' hot path: no record built per document
             yield from iter_txt_documents(p, name=name)
@@ -58,6 +57,13 @@ def detected_format(filename: str) -> str | None:
         return detect_format(filename)
     except DatasetError:
         return None
+
+
+def reader_name(path: str | Path, fmt: str) -> str:
+    """The file name the readers see: they tell the format by the name, and `fmt` wins over the
+    file's own suffix (an upload is stored under a name of the lab's choosing)."""
+    name = Path(path).name
+    return name if detected_format(name) == fmt else f"{name}{SUFFIXES[fmt]}"
 
 
 def iter_batches(documents: Iterator[str], batch_chars: int = 1_000_000) -> Iterator[list[str]]:

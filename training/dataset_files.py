@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from training.config import ConfigError
-from training.corpus import detected_format
+from training.corpus import reader_name
 from training.datasets import DatasetError, detect_file_kind, iter_records
-from training.datasets.formats import FORMAT_NAMES, SUFFIXES
+from training.datasets.formats import FORMAT_NAMES
 
 DATASET_FORMATS = FORMAT_NAMES
 
@@ -18,13 +18,6 @@ DATASET_FORMATS = FORMAT_NAMES
 def check_format(field_name: str, fmt: str) -> None:
     if fmt not in DATASET_FORMATS:
         raise ConfigError(field_name, f"must be one of {', '.join(DATASET_FORMATS)}, not {fmt!r}")
-
-
-def reader_name(path: str | Path, fmt: str) -> str:
-    """The file name the readers see: they tell the format by the name, and `fmt` wins over the
-    file's own suffix (an upload is stored under a name of the lab's choosing)."""
-    name = Path(path).name
-    return name if detected_format(name) == fmt else f"{name}{SUFFIXES[fmt]}"
 
 
 def require_dataset_file(path_field: str, path: str) -> Path:
