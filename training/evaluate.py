@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -57,6 +57,9 @@ from training.predict import classify_texts
 from training.runtime import pick_device, resolve_precision
 from training.sampling import SeededSampler, response_seed, stop_token_ids
 from training.stage_shape import setup_then_fit
+
+if TYPE_CHECKING:
+    from training.reward import RewardScorer
 
 RESULTS_FILE = "results.jsonl"
 STOP_STRINGS = ("Question:",)
@@ -110,13 +113,15 @@ class Scored:
 @dataclass
 class EvaluateRun:
     cfg: EvaluateConfig
-    reporter: Reporter
+    reporter: Reporter | None
     device: torch.device
     precision: str
     examples: list[Example]
     pool: list[Example]
     """Every example read (the few-shot examples come from here)."""
     progress: Progress
+    scorer: RewardScorer | None = None
+    """The reward model (generation with `reward_model`), loaded once for every model's answers."""
 
 
 def run_evaluate(cfg: EvaluateConfig, reporter: Reporter) -> Path | None:
@@ -139,7 +144,7 @@ def setup(cfg: EvaluateConfig, reporter: Reporter) -> EvaluateRun:
         "task": cfg.task, "examples": len(examples), "models": [m["label"] for m in cfg.models],
         "num_fewshot": cfg.num_fewshot, "device": device.type, "precision": precision,
     })
-    return EvaluateRun(cfg, reporter, device, precision, examples, pool, progress)
+    return EvaluateRun(cfg, reporter, device, precision, examples, pool, progress, reward_scorer(cfg, device))
 
 
 def fit(run: EvaluateRun) -> Path | None:
@@ -150,15 +155,20 @@ def fit(run: EvaluateRun) -> Path | None:
     final = out / RESULTS_FILE
     partial = out / f".{RESULTS_FILE}.tmp-{os.getpid()}"
     results: list[dict[str, Any]] = []
+    rewards: dict[str, np.ndarray] = {}
     try:
         with partial.open("w", encoding="utf-8") as f:
             for i, spec in enumerate(cfg.models):
                 reporter.log(f"evaluating {spec['label']} ({Path(spec['path']).name}) on {len(run.examples)} examples: {cfg.task}")
                 scored = score_model(spec["path"], f"models[{i}].path", spec["label"], run, base=i * len(run.examples))
                 write_rows(f, scored.rows, spec)
+                if run.scorer is not None:
+                    rewards[spec["label"]] = np.array([r["reward"] for r in scored.rows])
                 results.append({"label": spec["label"], "artifact": spec["artifact"], "path": spec["path"],
                                 "metrics": scored.metrics, **scored.extras})
                 reporter.log(f"{spec['label']}: " + ", ".join(f"{k} {m['value']:.4g}" for k, m in scored.metrics.items()))
+        if rewards:
+            add_win_rates(results, rewards, cfg.baseline or cfg.models[0]["label"], cfg)
         os.replace(partial, final)
     except Stopped:
         reporter.log(f"stop requested: stopped after {progress.step} of {progress.total} examples; nothing kept")
@@ -186,6 +196,8 @@ def output_metadata(run: EvaluateRun, results: list[dict[str, Any]]) -> dict[str
         settings |= {"answer_extraction": cfg.answer_extraction, "samples": cfg.samples, "temperature": cfg.temperature,
                      "top_p": cfg.top_p, "top_k": cfg.top_k, "max_new_tokens": cfg.max_new_tokens,
                      "use_chat_template": cfg.use_chat_template, "seed": cfg.seed}
+        if cfg.reward_model:
+            settings |= {"reward_model": cfg.reward_model, "baseline": cfg.baseline or cfg.models[0]["label"]}
     return {"task": cfg.task, "dataset": Path(cfg.dataset_path).name, "examples": len(run.examples),
             "settings": settings, "models": results}
 
@@ -206,8 +218,8 @@ def evaluate_checkpoint(model_dir: str | Path, cfg: EvaluateConfig, reporter: Re
     device = pick_device(cfg.device)
     pool = read_examples(cfg)
     examples = pool[: cfg.max_examples]
-    run = EvaluateRun(cfg, reporter, device, resolve_precision(cfg.precision, device), examples, pool,  # type: ignore[arg-type]
-                      Progress(total=len(examples), reporter=reporter, events=False))
+    run = EvaluateRun(cfg, reporter, device, resolve_precision(cfg.precision, device), examples, pool,
+                      Progress(total=len(examples), reporter=reporter, events=False), reward_scorer(cfg, device))
     try:
         scored = score_model(str(model_dir), "model", "checkpoint", run, base=0)
     except Stopped:
@@ -526,7 +538,43 @@ def score_generation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         rows.append({"index": i, "prompt": example.record["question"], "target": target,
                      "answer": samples[0]["answer"], "correct": samples[0]["correct"],
                      "right": sum(s["correct"] for s in samples), "samples": samples})
-    return Scored(generation_metrics(rows, cfg), rows)
+    metrics = generation_metrics(rows, cfg)
+    if run.scorer is not None:
+        progress.check()
+        metrics["reward"] = score_rewards(run.scorer, rows, cfg)
+    return Scored(metrics, rows)
+
+
+def reward_scorer(cfg: EvaluateConfig, device: torch.device) -> RewardScorer | None:
+    """The reward model, when one is given; trl (which training.reward imports) loads only then."""
+    if cfg.reward_model is None:
+        return None
+    from training.reward import load_reward_scorer
+
+    return load_reward_scorer(cfg.reward_model, device=device)
+
+
+def score_rewards(scorer: RewardScorer, rows: list[dict[str, Any]], cfg: EvaluateConfig) -> dict[str, Any]:
+    """Each response's reward (to its question, as a user message), a row's mean over its samples, and
+    their mean over questions."""
+    pairs = [(row["prompt"], sample) for row in rows for sample in row["samples"]]
+    scores = iter(scorer.score([q for q, _ in pairs], [s["text"] for _, s in pairs], batch_size=cfg.batch_size))
+    for row in rows:
+        for sample in row["samples"]:
+            sample["reward"] = next(scores)
+        row["reward"] = float(np.mean([s["reward"] for s in row["samples"]]))
+    return bootstrapped(np.array([r["reward"] for r in rows]), samples=cfg.bootstrap_samples, seed=cfg.seed)
+
+
+def add_win_rates(results: list[dict[str, Any]], rewards: dict[str, np.ndarray], baseline: str, cfg: EvaluateConfig) -> None:
+    """`win_rate` of each model against the baseline: the share of questions its answer out-rewards the
+    baseline's, a tie counting half."""
+    for result in results:
+        if result["label"] != baseline:
+            mine, theirs = rewards[result["label"]], rewards[baseline]
+            wins = (mine > theirs) + 0.5 * (mine == theirs)
+            result["metrics"]["win_rate"] = bootstrapped(wins, samples=cfg.bootstrap_samples, seed=cfg.seed)
+            result["baseline"] = baseline
 
 
 def cut_at_stop(text: str) -> str:

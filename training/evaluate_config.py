@@ -84,6 +84,13 @@ class EvaluateConfig(_Config):
     use_chat_template: bool = False
     """Generation: ask the question through the model's chat template (when it has one) instead of
     the raw `Question: … Answer:` prompt."""
+    reward_model: str | None = None
+    """Generation: a reward model's folder (a reward run's checkpoint). Each response gets its reward:
+    `reward` is their mean, and `win_rate` how often a model's answer to a question outscores the
+    baseline's (a tie counts half)."""
+    baseline: str | None = None
+    """Generation with a reward model: the label of the model the others' win rate is against; null:
+    the first model."""
     seed: int = 0
     """Each sampled response has its own seed made from this: a rerun reproduces every response."""
     batch_size: int = 8
@@ -125,6 +132,20 @@ class EvaluateConfig(_Config):
         self._check_models()
         if self.dataset_path:
             self.task = self.resolved_task()
+        self._check_reward()
+
+    def _check_reward(self) -> None:
+        labels = [m["label"] for m in self.models]
+        if self.baseline is not None and self.baseline not in labels:
+            raise ConfigError("baseline", f"{self.baseline!r} is not one of the models' labels ({', '.join(labels) or 'none'})")
+        if self.reward_model is None:
+            return
+        if self.task not in ("auto", GENERATION):
+            raise ConfigError("reward_model", f"scores generated answers: a {self.task} evaluation generates none")
+        info = inspect_model(self.reward_model, "reward_model")
+        if info.architecture.endswith("ForCausalLM"):
+            raise ConfigError("reward_model", f"{info.architecture} is a language model, not a reward model "
+                                              "(a sequence classifier with one output)")
 
     def _check_models(self) -> None:
         labels: set[str] = set()

@@ -169,8 +169,11 @@ def _generate_paths(inputs: dict, output_dir: str) -> dict:
 
 def _evaluate_paths(inputs: dict, output_dir: str) -> dict:
     dataset = inputs["dataset"]
-    return _generate_paths({"model_cells": inputs["model_cells"]}, output_dir) | {
+    paths = _generate_paths({"model_cells": inputs["model_cells"]}, output_dir) | {
         "dataset_path": dataset.path, "dataset_format": dataset.metadata["format"]}
+    if reward := inputs.get("reward_cell"):
+        paths["reward_model"] = reward.path
+    return paths
 
 
 def _dpo_paths(inputs: dict, output_dir: str) -> dict:
@@ -313,7 +316,8 @@ CELL_KINDS: dict[str, CellKind] = {
         CellKind(Cell.Kind.EVALUATE,
                  (InputSpec("model_cells", "checkpoints", cells=(*MODEL_CELLS, Cell.Kind.CLASSIFY), many=True),
                   InputSpec("dataset", "evaluation dataset",
-                            dataset_kinds=(Dataset.Kind.EVAL, Dataset.Kind.TEXT, Dataset.Kind.CLASSIFICATION))),
+                            dataset_kinds=(Dataset.Kind.EVAL, Dataset.Kind.TEXT, Dataset.Kind.CLASSIFICATION)),
+                  InputSpec("reward_cell", "reward model (scores generated answers)", cells=REWARD_CELLS, optional=True)),
                  stage="evaluate", paths=_evaluate_paths,
                  options={"task": evaluate_config.TASKS, "mc_style": evaluate_config.MC_STYLES,
                           "precision": evaluate_config.PRECISIONS},

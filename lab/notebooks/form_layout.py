@@ -99,6 +99,7 @@ LABELS = {
     "answer_extraction": "Answer extraction",
     "samples": "Responses per question (k)",
     "bootstrap_samples": "Bootstrap resamples",
+    "baseline": "Baseline model (win rate)",
 }
 
 

@@ -174,6 +174,35 @@ def test_generation_reads_answers_and_counts_pass_at_k(small_base_model, tmp_pat
     assert pass_at_k(5, 0, 3) == 0.0 and pass_at_k(5, 2, 2) == pytest.approx(1 - 3 / 10)
 
 
+def test_a_reward_model_scores_the_answers_and_gives_a_win_rate(small_base_model, small_base_run, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_pretrained(small_base_model, num_labels=1).save_pretrained(tmp_path / "rm")
+    AutoTokenizer.from_pretrained(small_base_model).save_pretrained(tmp_path / "rm")
+    models = [{"path": str(small_base_run / "checkpoint-30"), "label": "early"}, {"path": str(small_base_model), "label": "late"}]
+    reporter = FakeReporter()
+    results = run_evaluate(config(small_base_model, GSM8K, tmp_path / "out", models=models, max_examples=4,
+                                  max_new_tokens=5, reward_model=str(tmp_path / "rm")), reporter)
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    reward = {m: [r["reward"] for r in rows if r["model"] == m] for m in ("early", "late")}
+    assert all(r["reward"] == r["samples"][0]["reward"] for r in rows)
+    early, late = reporter.of_type("artifact")[0]["metadata"]["models"]
+    assert early["metrics"]["reward"]["value"] == pytest.approx(sum(reward["early"]) / 4)
+    assert "win_rate" not in early["metrics"] and late["baseline"] == "early"
+    wins = sum(1.0 if b > a else 0.5 if b == a else 0.0 for a, b in zip(reward["early"], reward["late"], strict=True))
+    assert late["metrics"]["win_rate"]["value"] == pytest.approx(wins / 4)
+    with pytest.raises(ConfigError) as e:
+        config(small_base_model, MMLU, tmp_path, reward_model=str(tmp_path / "rm"))
+    assert e.value.field == "reward_model" and "generates none" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        config(small_base_model, GSM8K, tmp_path, reward_model=str(small_base_model))
+    assert e.value.field == "reward_model" and "not a reward model" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        config(small_base_model, GSM8K, tmp_path, baseline="nobody")
+    assert e.value.field == "baseline"
+
+
 def test_a_stop_mid_evaluation_keeps_nothing(small_base_model, tmp_path):
     reporter = FakeReporter(stop_at_step=1)
     cfg = config(small_base_model, MMLU, tmp_path / "out", max_examples=12, batch_size=4)
