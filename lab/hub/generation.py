@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -103,28 +105,53 @@ def cancel(request_id: str) -> None:
 
 
 def relay(request_id: str, answer: Callable[[Callable[[], bool]], Iterator[dict[str, Any]]]) -> None:
-    """The worker's side: write each item of `answer(should_stop)` to the request's stream as it comes,
-    and read the cancel flag back in the same round trip; `should_stop` says whether it was set. A bad
-    request or model becomes an `error` item naming the field; any other failure one that says what."""
+    """The worker's side: the items of `answer(should_stop)` go to the request's stream as they come;
+    `should_stop` says whether the request was cancelled. A bad request or model becomes an `error`
+    item naming the field; any other failure one that says what.
+
+    A thread of its own writes them, so that generating never waits for Redis: it takes whatever
+    items are ready, writes them in one round trip and reads the cancel flag back in the same one."""
     connection = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=10)
-    key, flag = stream_key(request_id), cancel_key(request_id)
-    cancelled = [False]
-
-    def write(item: dict[str, Any]) -> None:
-        pipe = connection.pipeline(transaction=False)
-        pipe.xadd(key, {"item": json.dumps(item, ensure_ascii=False)})
-        pipe.expire(key, STREAM_TTL_S)
-        pipe.exists(flag)
-        cancelled[0] = bool(pipe.execute()[-1])
-
     with connection:
-        if connection.exists(flag):  # cancelled while queued: the reader is gone, load nothing
+        if connection.exists(cancel_key(request_id)):  # cancelled while queued: the reader is gone, load nothing
             return
+        outbox: queue.SimpleQueue = queue.SimpleQueue()
+        cancelled = threading.Event()
+        writer = threading.Thread(target=_write_out, args=(connection, request_id, outbox, cancelled), daemon=True)
+        writer.start()
         try:
-            for item in answer(lambda: cancelled[0]):
-                write(item)
+            for item in answer(cancelled.is_set):
+                outbox.put(item)
         except ConfigError as exc:
-            write({"type": "error", "field": exc.field, "message": exc.message})
+            outbox.put({"type": "error", "field": exc.field, "message": exc.message})
         except Exception as exc:
             log.exception("generation %s failed", request_id)
-            write({"type": "error", "field": None, "message": f"the model could not answer: {type(exc).__name__}: {exc}"})
+            outbox.put({"type": "error", "field": None, "message": f"the model could not answer: {type(exc).__name__}: {exc}"})
+        finally:
+            outbox.put(None)
+            writer.join()
+
+
+def _write_out(connection: redis.Redis, request_id: str, outbox: queue.SimpleQueue, cancelled: threading.Event) -> None:
+    """Write the items of `outbox` up to its None; set `cancelled` when the flag is up, or when Redis
+    fails (nobody could read the answer)."""
+    key, flag = stream_key(request_id), cancel_key(request_id)
+    while True:
+        items = [outbox.get()]
+        while items[-1] is not None and not outbox.empty():
+            items.append(outbox.get())
+        if len(items) > 1 or items[0] is not None:
+            pipe = connection.pipeline(transaction=False)
+            for item in items:
+                if item is not None:
+                    pipe.xadd(key, {"item": json.dumps(item, ensure_ascii=False)})
+            pipe.expire(key, STREAM_TTL_S)
+            pipe.exists(flag)
+            try:
+                if pipe.execute()[-1]:
+                    cancelled.set()
+            except redis.RedisError:
+                log.exception("generation %s: its stream cannot be written; stopping it", request_id)
+                cancelled.set()
+        if items[-1] is None:
+            return

@@ -32,8 +32,9 @@ from lab.runs.models import Artifact
 from training import json_limits
 from training.config_checks import ConfigError
 
-ANSWER_TIMEOUT_S = 60
-"""How long a request waits for a worker's next token (the first one includes loading the model)."""
+ANSWER_TIMEOUT_S = 120
+"""How long a request waits for a worker's next token; the first one includes waiting in the queue
+behind the requests before it (one worker answers one at a time) and loading the model."""
 NOT_GENERATIVE = ("classification", "reward")
 """Checkpoints whose metadata `task` is one of these score text; they do not write it."""
 PARAMS = {"max_new_tokens": "max_tokens", "prefix_token_ids": None, "alternatives": None}
