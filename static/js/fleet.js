@@ -14,7 +14,8 @@
       const line = text("div", `#${d.index} ${d.name ?? "GPU"} · ${gib(d.memory_used)}/${gib(d.memory_total)} GiB · ` +
         `${d.utilisation ?? "?"}% · ${d.temperature ?? "?"}°C · ${d.power_w == null ? "?" : d.power_w.toFixed(0)} W`);
       line.dataset.role = "device";
-      const bar = document.createElement("progress"); bar.max = 1; bar.value = used;
+      const bar = document.createElement("progress"); bar.max = 1; bar.value = used; bar.title = "memory used";
+      bar.style.marginRight = "6px";
       line.prepend(bar);
       list.append(line);
     }

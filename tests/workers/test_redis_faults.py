@@ -9,14 +9,17 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 import redis
 import requests
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
 from lab.devstack import redis_server_binary
+from lab.fleet.models import Worker
 from lab.notebooks.models import Cell
 from lab.runs.models import Run, Status
 from tests.builders import losses, run_status, seqs, shakespeare_notebook
@@ -218,7 +221,10 @@ def test_a_queued_run_whose_message_was_lost_starts_within_the_bound(cast, sampl
     base = processes.web()
     api = Api(base, cast.alice)
     cells = shakespeare_notebook(cast.team, cast.alice, sample_data["corpora/tinyshakespeare.txt"])
-    # No worker takes the cpu queue yet: the message waits there, and waiting is not lost.
+    # Two workers of the cpu queue that registered and take nothing (their heartbeat stays fresh): admission
+    # sends each run to the queue, where its message waits, and waiting is not lost.
+    for ghost in ("ghost1@box", "ghost2@box"):
+        Worker.objects.create(hostname=ghost, host="box", queues=["cpu"], heartbeat_at=timezone.now() + timedelta(hours=1))
     flushed = Run.objects.get(pk=api.start(cells["tokenizer"]).json()["id"])
     time.sleep(SEND_AGAIN_SECONDS + 3)
     assert run_status(flushed) == Status.QUEUED
