@@ -35,7 +35,7 @@
       `${a.judge ? ` <span class="badge badge-${esc(a.judge.status)}" title="a model on a worker, run ${a.judge.run}: ${esc(a.judge.status)}">${a.judge.method === "reward" ? "reward model" : "judge"}</span>` : ""}</td>` +
       `<td>${a.votes}${a.open ? ` <span class="muted">+${a.open} open</span>` : ""}</td><td>${num(a.median_seconds, 1)}</td>` +
       `<td>${share(a.majority)}</td><td>${num(a.majority_kappa, 2)}</td><td>${share(a.gold)}</td>` +
-      `<td>${a.judge ? (a.first_wins ? `${share(a.first_wins)} <span class="muted">first</span>` : "–") : share(a.left_wins)}</td></tr>`),
+      `<td>${a.judge ? (a.first_wins && a.first_wins.n ? `${share(a.first_wins)} <span class="muted">first</span>` : "–") : share(a.left_wins)}</td></tr>`),
       "No annotators chosen.", 7);
     rows($("kappa"), stats.kappa.map((k) => `<tr><td>${esc(k.first)} · ${esc(k.second)}</td><td>${k.items}</td><td>${num(k.kappa, 3)}</td></tr>`),
       "Needs two annotators.", 3);

@@ -122,6 +122,7 @@ def test_a_judge_run_labels_the_campaign_beside_the_people(cast, campaign, judge
 
     html = page.get(f"/campaigns/{campaign.pk}/").content.decode()
     assert "Label with a judge" in html and f'href="/runs/{run.pk}/"' in html and "chat base" in html
+    assert page.get(f"/runs/{run.pk}/").status_code == 200  # a run of no cell
 
 
 def test_the_export_takes_people_judges_or_both_and_marks_the_judges(cast, campaign, judge_model):
