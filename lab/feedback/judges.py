@@ -84,8 +84,10 @@ def _write_pairs(path: Path, pairs: list[dict]) -> None:
 
 def register_judgements(run: Run, event: dict) -> list[JudgeVote]:
     """The judge's votes from the run's judgements file, on the items of its campaign (a line naming
-    another item is not stored)."""
-    judge = Judge.objects.select_related("campaign").get(run=run)
+    another item is not stored); nothing when the campaign was deleted while the judge ran."""
+    judge = Judge.objects.select_related("campaign").filter(run=run).first()
+    if judge is None:
+        return []
     items = set(judge.campaign.items.values_list("pk", flat=True))
     votes = []
     with open(event["path"], encoding="utf-8") as f:

@@ -197,3 +197,6 @@ def test_a_reward_model_of_the_team_judges_by_its_scores(cast, campaign, chat_to
     register_output(judge.run, {"type": "artifact", "kind": "judgements", "path": str(path), "metadata": {}})
     (row,) = [r for r in campaign_stats(campaign)["annotators"] if r.get("judge")]
     assert row["gold"] == {"n": 4, "hits": 4, "rate": 1.0} and row["first_wins"] is None  # shown no order
+    run = judge.run
+    campaign.delete()  # while a judge runs: its output then has nowhere to go, and is no error
+    assert register_output(run, {"type": "artifact", "kind": "judgements", "path": str(path), "metadata": {}}) == []
