@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 RESULTS_FILE = "results.jsonl"
 STOP_STRINGS = ("Question:",)
 """Where a generated answer ends in the few-shot prompt: the next question the model invents."""
+FEWSHOT_POOL = 5_000
+"""Examples read beyond `max_examples` for few-shot prompts to draw from."""
 KIND_OF_TASK = {PERPLEXITY: "text", MULTIPLE_CHOICE: "eval", GENERATION: "eval", CLASSIFICATION: "classification"}
 
 
@@ -255,8 +257,10 @@ def score_model(path: str, where: str, label: str, run: EvaluateRun, base: int) 
 def read_examples(cfg: EvaluateConfig) -> list[Example]:
     """The file's canonical records (and a record's `subject`), at most `max_examples` plus what few-shot
     prompts draw from; the first bad record is a ConfigError on `dataset` naming its line."""
+    if cfg.task not in KIND_OF_TASK:  # "auto" is resolved from the dataset, so there was none
+        raise ConfigError("dataset_path", "must name the dataset to evaluate on")
     kind = KIND_OF_TASK[cfg.task]
-    limit = cfg.max_examples + (cfg.num_fewshot and 5_000)
+    limit = cfg.max_examples + (FEWSHOT_POOL if cfg.num_fewshot else 0)
     examples = []
     try:
         for item in Scan(cfg.dataset_path, kind, name=reader_name(cfg.dataset_path, cfg.dataset_format)):
