@@ -15,6 +15,7 @@ import sys
 import traceback
 from typing import Any, TextIO
 
+from training import distributed
 from training.config import ConfigError
 from training.events import EventReporter, EventStreamClosed, EventWriter
 from training.stages import STAGES, Gpu
@@ -61,7 +62,11 @@ def run(stage: str, config_path: str, writer: EventWriter) -> int:
         raise
     except Exception as e:
         writer.error(f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        if not distributed.is_main():  # its events go nowhere: the log keeps why this rank failed
+            traceback.print_exc()
         return 1
+    finally:
+        distributed.shutdown()
     return 0
 
 
@@ -91,7 +96,14 @@ def open_events(target: str) -> TextIO:
     Libraries print to stdout now and then (a warning, a progress line), and one such line would
     break the worker's JSON parsing. So the real stdout is duplicated for the events, and file
     descriptor 1 — Python's and C's — is pointed at stderr.
+
+    Under torchrun every rank inherits the same stdout; rank 0 alone writes events, the others'
+    go nowhere (their stdout is pointed at stderr all the same).
     """
+    if not distributed.is_main():
+        if target == "-":
+            os.dup2(2, 1)
+        return open(os.devnull, "w", encoding="utf-8")
     if target != "-":
         # Line-buffered append: /dev/fd/N of the worker's pipe, or a file that a resume adds to.
         return open(target, "a", encoding="utf-8", buffering=1)

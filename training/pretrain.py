@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
-from training import presets
+from training import distributed, presets
 from training.base_model import load_base_model
 from training.checkpoint import load_for_resume, save_checkpoint
 from training.checkpoint_evals import CheckpointEvals
@@ -30,6 +30,7 @@ from training.config import ConfigError, require_file
 from training.data import (
     BatchSampler,
     TokenBlocks,
+    TokenFile,
     prepare_tokens,
     split_blocks,
     val_batch_indices,
@@ -79,7 +80,8 @@ def setup(cfg: PretrainConfig, reporter: Reporter) -> Setup | None:
     hf_logging.disable_progress_bar()  # a bar on stderr at every save would drown real warnings
     require_file("corpus_path", cfg.corpus_path)
     require_file("tokenizer_path", cfg.tokenizer_path)
-    device = pick_device(cfg.device)
+    distributed.check_batch(cfg.batch_size)
+    device = distributed.start(pick_device(cfg.device))
     precision = resolve_precision(cfg.precision, device, bf16_on_cpu=True)
     seed_everything(cfg.seed)
 
@@ -90,10 +92,15 @@ def setup(cfg: PretrainConfig, reporter: Reporter) -> Setup | None:
     optimizer = make_optimizer(model, cfg, device)
     scheduler = make_scheduler(optimizer, cfg)
 
-    token_file = prepare_tokens(
-        cfg.corpus_path, cfg.corpus_format, cfg.tokenizer_path, cfg.output_dir, reporter
-    )
-    if token_file is None:
+    def tokens() -> TokenFile | None:
+        return prepare_tokens(cfg.corpus_path, cfg.corpus_format, cfg.tokenizer_path, cfg.output_dir, reporter)
+
+    # Rank 0 tokenizes (None: stopped meanwhile); the other ranks wait for it, then reuse its file.
+    token_file = tokens() if distributed.is_main() else None
+    stopped = distributed.any_stop(distributed.is_main() and token_file is None, device)
+    if not stopped and token_file is None:
+        token_file = tokens()
+    if stopped or token_file is None:
         reporter.status("cancelled", step=0)
         return None
     split = split_blocks(token_file.count, cfg.context_length, cfg.val_fraction, cfg.seed)
@@ -130,6 +137,7 @@ def setup(cfg: PretrainConfig, reporter: Reporter) -> Setup | None:
             "preset": cfg.preset if cfg.init_from is None else None,
             "vocab_size": model.config.vocab_size,
             "device": device.type,
+            "devices": distributed.world_size(),
             "precision": precision,
             "tokens_per_step": per_step,
             "flops_per_step": presets.flops_per_token(n_params) * per_step,
@@ -148,7 +156,8 @@ def fit(s: Setup) -> Path | None:
     """The loop. Eval, samples and checkpoints happen every N steps and once more at the end."""
     cfg, reporter = s.cfg, s.reporter
     s.model.train()
-    train_model = torch.compile(s.model) if cfg.compile else s.model
+    train_model = distributed.wrap(s.model, s.device)
+    train_model = torch.compile(train_model) if cfg.compile else train_model
     autocast = autocast_for(s.precision, s.device)
     meter = Meter(s.device)
     start_step = s.step
@@ -160,7 +169,9 @@ def fit(s: Setup) -> Path | None:
     def run(work: str) -> None:
         nonlocal last_save, saved
         with meter.paused():  # not training time: kept out of tokens_per_s
-            if work == "eval":
+            if not distributed.is_main():
+                pass  # rank 0 alone evaluates, samples and saves; the others wait for it below
+            elif work == "eval":
                 report_eval(s, autocast)
             elif work == "sample":
                 reporter.sample(s.step, cfg.sample_prompt, generate_sample(s))
@@ -169,9 +180,10 @@ def fit(s: Setup) -> Path | None:
                 reporter.checkpoint(s.step, str(saved))
                 checkpoint_evals(s.step, saved)
                 last_save = time.monotonic()
+            distributed.barrier()
         done[work] = s.step
 
-    while s.step < cfg.max_steps and not reporter.should_stop():
+    while s.step < cfg.max_steps and not distributed.any_stop(reporter.should_stop(), s.device):
         train_step(s, train_model, autocast, meter)
         if s.step % cfg.log_every == 0:
             report_train(s, meter)
@@ -203,6 +215,8 @@ def fit(s: Setup) -> Path | None:
         run("sample")
     if done.get("checkpoint") != s.step:
         run("checkpoint")
+    if not distributed.is_main():
+        return None
     assert saved is not None
     reporter.artifact(
         "checkpoint",
@@ -250,7 +264,7 @@ class Meter:
 
     def read(self) -> tuple[float, float, float]:
         """(mean loss, mean grad norm, training seconds) of the interval; starts a new one."""
-        loss = (self.loss_sum / self.steps).item()  # sync point: waits for the queued steps
+        loss = distributed.mean(self.loss_sum / self.steps).item()  # sync point: waits for the queued steps
         norm = (self.norm_sum / self.steps).item()
         seconds = time.perf_counter() - self.started - self.paused_s
         self.loss_sum.zero_()
@@ -262,16 +276,19 @@ class Meter:
 def train_step(
     s: Setup, train_model: torch.nn.Module, autocast: AbstractContextManager, meter: Meter
 ) -> None:
-    """One optimizer step over `grad_accum` micro-batches."""
+    """One optimizer step over `grad_accum` micro-batches (each rank its share of each)."""
     cfg = s.cfg
     loss_sum = torch.zeros((), device=s.device)
-    for _ in range(cfg.grad_accum):
-        batch = torch.from_numpy(s.blocks.read(s.sampler.next_indices())).to(s.device)
+    for micro in range(cfg.grad_accum):
+        batch = torch.from_numpy(s.blocks.read(distributed.shard(s.sampler.next_indices()))).to(s.device)
         inputs, targets = batch[:, :-1], batch[:, 1:]
-        with autocast:
-            logits = train_model(input_ids=inputs, use_cache=False).logits
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
-        (loss / cfg.grad_accum).backward()
+        # Under DDP, gradients are averaged over the ranks once, in the last micro-batch's backward.
+        last = micro == cfg.grad_accum - 1
+        with nullcontext() if last or not distributed.active() else train_model.no_sync():
+            with autocast:
+                logits = train_model(input_ids=inputs, use_cache=False).logits
+            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+            (loss / cfg.grad_accum).backward()
         loss_sum += loss.detach() / cfg.grad_accum
     clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf  # inf: measure the norm, never scale
     grad_norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), clip)

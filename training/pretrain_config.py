@@ -14,7 +14,11 @@ from training.config_checks import ConfigError, check_limits, require_at_least_o
 @own_fields_first
 @dataclass(kw_only=True)
 class PretrainConfig(EvaluatedCheckpoints, TimedCheckpoints, TrainingLoopConfig):
-    """Pretrain a Llama-style decoder, from scratch or on (`python -m training pretrain`)."""
+    """Pretrain a Llama-style decoder, from scratch or on (`python -m training pretrain`).
+
+    Launched on N devices (torchrun), `batch_size` is the global micro-batch: each rank reads its
+    N-th of every batch, so the run trains as one device would with the same `batch_size`.
+    """
 
     BF16_ON_CPU: ClassVar[bool] = True
 

@@ -76,6 +76,9 @@ class Stage:
     gpu: Gpu
     summary: str
     """One line for `python -m training --help` and the docs."""
+    multi_device: bool = False
+    """Trains on several devices when launched under torchrun (training/distributed.py): a run may ask
+    for more than one device."""
 
     def run(self, cfg: _Config, reporter: Reporter) -> Path | None:
         """Set up, then fit; imports the stage's module (and with it torch) now."""
@@ -91,7 +94,7 @@ STAGES = {
         Stage("clean", CleanConfig, "training.clean", CORPUS, Gpu.NONE,
               "normalise, filter and deduplicate a corpus, then split it into train and validation"),
         Stage("pretrain", PretrainConfig, "training.pretrain", CHECKPOINT, Gpu.CAN_USE,
-              "pretrain a Llama-style decoder on a tokenized corpus, from scratch or on"),
+              "pretrain a Llama-style decoder on a tokenized corpus, from scratch or on", multi_device=True),
         Stage("sft", SftConfig, "training.sft", CHECKPOINT, Gpu.CAN_USE,
               "fine-tune a causal LM on conversations (full, LoRA or QLoRA)"),
         Stage("reward", RewardConfig, "training.reward", CHECKPOINT, Gpu.CAN_USE,

@@ -36,6 +36,9 @@ STATUS_CHECK_SECONDS = 0.5
 # on a machine with few cores every slice it takes stalls all of the training process's threads.
 RELAY_NICENESS = 10
 LOG_TAIL_LINES = 30
+# What torchrun sets in its ranks' environment: a worker that is itself under torchrun must not pass it on.
+TORCHRUN_ENV = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE",
+                "GROUP_WORLD_SIZE", "ROLE_NAME"}
 
 
 # Set when this worker is shutting down (SIGTERM to a pool process; workers.app forwards the main
@@ -103,12 +106,21 @@ class Supervisor:
         run = self.run_row
         read_fd, write_fd = os.pipe()
         python = settings.LAB_TRAINING_PYTHON or sys.executable
-        cmd = [python, "-m", "training", run.stage, "--config", str(config_path),
-               "--events", f"/dev/fd/{write_fd}", "--seq-start", str(run.last_seq + 1)]
+        stage = ["-m", "training", run.stage, "--config", str(config_path), "--seq-start", str(run.last_seq + 1)]
         log_file = open(Path(run.config["output_dir"]) / "process.log", "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if run.devices > 1:
+            # torchrun closes inherited descriptors in its ranks: events come on its stdout, which
+            # every rank shares and rank 0 alone writes (training/distributed.py).
+            cmd = [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={run.devices}",
+                   f"--shutdown-timeout={int(settings.LAB_CANCEL_GRACE_SECONDS)}", *stage, "--events", "-"]
+            env = {k: v for k, v in env.items() if k not in TORCHRUN_ENV and not k.startswith(("MASTER_", "TORCHELASTIC_"))}
+            out, fds = write_fd, ()
+        else:
+            cmd = [python, *stage, "--events", f"/dev/fd/{write_fd}"]
+            out, fds = log_file, (write_fd,)
         proc = subprocess.Popen(
-            cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            cmd, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=out, stderr=log_file,
             start_new_session=True, preexec_fn=_die_with_parent, cwd=settings.BASE_DIR, env=env,
         )
         os.close(write_fd)
@@ -231,10 +243,19 @@ class Supervisor:
 
     @staticmethod
     def signal(proc: subprocess.Popen, sig: int) -> None:
+        """`sig` to the training process's group. A SIGINT to torchrun is forwarded to its ranks (it
+        waits LAB_CANCEL_GRACE_SECONDS for them); a SIGKILL reaches them by their pids, as torchrun
+        starts each rank in a session of its own."""
+        pids = _descendants(proc.pid) if sig == signal.SIGKILL else []
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     # -- outcome ----------------------------------------------------------------------------
 
@@ -306,6 +327,21 @@ class Supervisor:
         self.publish([e.as_message() for e in events], last=True)
         self.publish.drain()
         return status
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc), children first."""
+    found, todo = [], [pid]
+    while todo:
+        children = []
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                children += [int(c) for c in task.read_text().split()]
+            except OSError:
+                pass  # the thread or the process ended meanwhile
+        found += children
+        todo += children
+    return found
 
 
 def _checkpoint_name(run: Run) -> str:

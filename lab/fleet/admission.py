@@ -47,13 +47,19 @@ class _Fleet:
     quotas: dict[int, TeamQuota] = field(default_factory=dict)
 
     def take(self, run: Run) -> Worker | None:
-        fitting = [w for w in self.free if run.queue in w.queues and max(len(w.devices), 1) >= run.devices]
+        fitting = [w for w in self.free if run.queue in w.queues and capacity(w) >= run.devices]
         if not fitting:
             return None
         # The smallest worker that fits: a one-GPU run leaves the eight-GPU worker to the runs that need it.
         worker = min(fitting, key=lambda w: (len(w.devices), w.hostname))
         self.free.remove(worker)
         return worker
+
+
+def capacity(worker: Worker) -> int:
+    """How many devices a worker offers a run: its GPUs, or on a host without any its CPU cores (a
+    multi-device run there trains with one gloo rank per device, docs/fleet.md)."""
+    return len(worker.devices) or max(worker.cpu_count, 1)
 
 
 def _month_start(now: datetime) -> datetime:
@@ -92,7 +98,7 @@ def _no_worker(run: Run, workers: list[Worker]) -> str:
     online = [w for w in workers if run.queue in w.queues and w.state == Worker.State.ONLINE]
     if not online:
         return f"no online worker takes the '{run.queue}' queue"
-    if all(max(len(w.devices), 1) < run.devices for w in online):
+    if all(capacity(w) < run.devices for w in online):
         return f"no worker of '{run.queue}' has {run.devices} devices"
     return f"a free worker of '{run.queue}' (all are busy)"
 

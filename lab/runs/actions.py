@@ -16,6 +16,7 @@ from lab.runs.signals import run_waiting
 from lab.runs.streaming import publish
 from lab.task_client import client
 from training.config import ConfigError
+from training.stages import STAGES
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,17 @@ def publish_on_commit(run: Run, event) -> None:
     transaction.on_commit(lambda: publish(run, [message]))
 
 
-def create_run(team, stage: str, queue: str, config: dict, inputs: dict, user, cell=None) -> Run:
+def create_run(team, stage: str, queue: str, config: dict, inputs: dict, user, cell=None, devices: int = 1) -> Run:
     """A queued run of `stage` with a checked `config` (its output_dir becomes the run's folder) and the
-    frozen `inputs`, sent to `queue` once the transaction commits; the cell's current run, if a cell ran."""
+    frozen `inputs`, sent to `queue` once the transaction commits; the cell's current run, if a cell ran.
+    `devices` > 1: the worker launches the stage under torchrun, one rank a device, where the stage can."""
+    if devices < 1:
+        raise ConfigError("devices", f"a run needs at least one device, not {devices}")
+    if devices > 1 and not STAGES[stage].multi_device:
+        raise ConfigError("devices", f"the {stage} stage runs on one device, not {devices}")
     with transaction.atomic():
         run = Run.objects.create(team=team, cell=cell, stage=stage, queue=queue, config={}, inputs=inputs,
-                                 code_version=code_version(), created_by=user)
+                                 code_version=code_version(), created_by=user, devices=devices)
         run.config = {**config, "output_dir": str(run.output_dir)}
         run.save(update_fields=["config"])
         if cell is not None:
