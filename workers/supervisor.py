@@ -115,6 +115,8 @@ class Supervisor:
             cmd = [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={run.devices}",
                    f"--shutdown-timeout={int(settings.LAB_CANCEL_GRACE_SECONDS)}", *stage, "--events", "-"]
             env = {k: v for k, v in env.items() if k not in TORCHRUN_ENV and not k.startswith(("MASTER_", "TORCHELASTIC_"))}
+            # torchrun gives each rank one OpenMP thread unless told: gloo ranks on a CPU worker share its cores.
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // run.devices)))
             out, fds = write_fd, ()
         else:
             cmd = [python, *stage, "--events", f"/dev/fd/{write_fd}"]
