@@ -35,7 +35,8 @@ def _launch(cfg: dict, folder: Path) -> tuple[subprocess.Popen, Path]:
 
 
 def _events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    """The complete lines rank 0 wrote so far (a line being written is left for the next read)."""
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1]] if path.is_file() else []
 
 
 def _wait_for_step(proc: subprocess.Popen, events: Path, step: int, timeout: float = 120) -> None:
