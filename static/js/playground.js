@@ -158,6 +158,7 @@
       const request = { ...this.request, prefix_token_ids: (prefix || []).map((t) => t.token_id) };
       this.node.dataset.streaming = "1";
       this.stats.textContent = "waiting for the first token…";
+      delete this.stats.dataset.role; // "answer-stats" once it is done
       send({ action: "generate", ref: this.ref, model: this.model, request });
       updateButtons();
     }
@@ -185,6 +186,7 @@
       span.style.background = confidenceColour(token.prob);
       span.title = `${percent(token.prob)}`;
       if (token.text === "") span.classList.add("empty");
+      if (token.text.includes("\n")) span.classList.add("nl"); // a mark to point at, then the line break
       span.addEventListener("click", () => openInspector(this, index, span)); // the page's click handler pins it
       span.addEventListener("mouseenter", () => { if (!inspector.dataset.pinned) openInspector(this, index, span); });
       this.body.appendChild(span);
