@@ -14,10 +14,16 @@ database) with one inference worker (`--pool solo`, as `make up` starts it).
 - Concurrency: CONCURRENT clients at once, each streaming ROUNDS answers: every answer must arrive
   whole, with no error; their p95 TTFT is recorded (one worker serves one answer at a time, so a
   client's first token waits for the answers queued before it).
+
+Both sides decode on one CPU thread (the inference worker with OMP_NUM_THREADS=1, this process with
+torch.set_num_threads(1)): on a small machine that also runs the web, Redis and the clients, threads
+that wait for each other would measure the machine's contention, not the serving path. The load
+average before and after is recorded: numbers from a machine busy with other work mean little.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -66,12 +72,14 @@ def _through_api(client, model: str, prompt: str, seed: int) -> tuple[float, lis
 
 def main() -> dict:
     import openai
+    import torch
 
     from bench.lab import BenchLab
     from bench.sft import build_base_model
     from lab.queues import INFERENCE_QUEUE
     from training.serving import ModelCache
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp, BenchLab() as lab:
         from rest_framework.authtoken.models import Token  # Django is set up by now
 
@@ -79,6 +87,7 @@ def main() -> dict:
         from lab.hub.base_models import register_model_folder
 
         model_dir = build_base_model(Path(tmp) / "model")
+        lab.stack.env["OMP_NUM_THREADS"] = "1"
         lab.stack.start("inference", [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", INFERENCE_QUEUE,
                                       "--pool", "solo", "-n", "bench-inference@%h", "--loglevel", "WARNING"],
                         log=lab.tmp / "inference.log")
@@ -87,6 +96,7 @@ def main() -> dict:
         client = openai.OpenAI(base_url=f"{lab.base_url}/v1", api_key=Token.objects.create(user=user).key,
                                max_retries=0, timeout=120)
         model = f"model-{artifact.pk}"
+        torch.set_num_threads(1)
         cache = ModelCache(device="cpu")
         _in_process(cache, model_dir, PROMPTS[0], 0)  # both load the model and warm up first
         _through_api(client, model, PROMPTS[0], 0)
@@ -124,6 +134,7 @@ def main() -> dict:
     added = _p95(api_ttft) - _p95(local_ttft)
     ratio = statistics.median(api_rate) / statistics.median(local_rate)
     return {
+        "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2), "met": True},
         "ttft": {
             "api_ms_p50": round(statistics.median(api_ttft), 2), "api_ms_p95": round(_p95(api_ttft), 2),
             "in_process_ms_p50": round(statistics.median(local_ttft), 2), "in_process_ms_p95": round(_p95(local_ttft), 2),

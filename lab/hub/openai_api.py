@@ -63,7 +63,8 @@ class OpenAIError(Exception):
 
 
 def endpoint(method: str) -> Callable:
-    """An API view: `method` only, the user from the bearer token, OpenAIErrors answered as such."""
+    """An API view: `method` only, OpenAIErrors answered as such. The view authenticates (`_user`) in
+    the same hop to the database thread as its other lookups: each hop costs time to the first token."""
     def decorate(view: Callable) -> Callable:
         @csrf_exempt  # no cookies: a token in a header authenticates each request
         @functools.wraps(view)
@@ -71,19 +72,19 @@ def endpoint(method: str) -> Callable:
             try:
                 if request.method != method:
                     raise OpenAIError(405, f"{request.method} is not allowed here: use {method}", code="method_not_allowed")
-                user = await _authenticate(request)
-                return await view(request, user, *args, **kwargs)
+                return await view(request, *args, **kwargs)
             except OpenAIError as error:
                 return error.response()
         return wrapper
     return decorate
 
 
-async def _authenticate(request):
+def _user(request):
+    """The user whose API token the request carries (`Authorization: Bearer <token>`), or a 401."""
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     token = None
     if scheme.lower() in ("bearer", "token") and key.strip():
-        token = await Token.objects.select_related("user").filter(key=key.strip()).afirst()
+        token = Token.objects.select_related("user").filter(key=key.strip()).first()
     if token is None or not token.user.is_active:
         raise OpenAIError(401, "Incorrect API key provided: use your lab API token (POST /api/token/) as the key",
                           code="invalid_api_key")
@@ -120,13 +121,20 @@ def _model(user, name: Any) -> Artifact:
     return artifact
 
 
+def _model_object(artifact: Artifact) -> dict[str, Any]:
+    return {"id": model_id(artifact), "object": "model", "created": int(artifact.created_at.timestamp()),
+            "owned_by": artifact.team.name}
+
+
 @endpoint("GET")
-async def list_models(request, user) -> JsonResponse:
-    models = await sync_to_async(list)(_models(user).order_by("pk"))
-    return JsonResponse({"object": "list", "data": [
-        {"id": model_id(m), "object": "model", "created": int(m.created_at.timestamp()), "owned_by": m.team.name}
-        for m in models
-    ]})
+async def list_models(request) -> JsonResponse:
+    models = await sync_to_async(lambda: list(_models(_user(request)).order_by("pk")))()
+    return JsonResponse({"object": "list", "data": [_model_object(m) for m in models]})
+
+
+@endpoint("GET")
+async def retrieve_model(request, name: str) -> JsonResponse:
+    return JsonResponse(_model_object(await sync_to_async(lambda: _model(_user(request), name))()))
 
 
 def _body(request) -> dict[str, Any]:
@@ -184,22 +192,19 @@ def _prompt(value: Any) -> str:
     return value
 
 
-async def _start(user, body: dict[str, Any], request: dict[str, Any]) -> tuple[Artifact, AsyncIterator[dict], dict]:
-    """Send the request to a worker and wait for its first item: the artifact, the items still to read
-    and the first one. What the worker refuses before answering is an OpenAIError, with its status."""
-    artifact = await sync_to_async(_model)(user, body.get("model"))
+def _send(request, generation: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[dict[str, Any], Artifact, str]:
+    """The request checked and sent to a worker, in one hop to the database thread: its body, the
+    model and the request id. `generation` makes the GenerationRequest's fields from the body."""
+    user = _user(request)
+    body = _body(request)
+    fields = generation(body)
+    artifact = _model(user, body.get("model"))
     try:
-        request_id = await sync_to_async(start_generation)(artifact, request)
+        return body, artifact, start_generation(artifact, fields)
     except ConfigError as exc:
         raise _refused(exc.field, exc.message) from None
     except GenerationUnavailable as exc:
         raise OpenAIError(503, str(exc), kind="server_error", code="unavailable") from None
-    items = aiter(steps(request_id, ANSWER_TIMEOUT_S))
-    first = await anext(items)
-    if first["type"] == "error":
-        await items.aclose()
-        raise _worker_error(first)
-    return artifact, items, first
 
 
 def _refused(field: str | None, message: str) -> OpenAIError:
@@ -256,8 +261,14 @@ class _Answer:
         return self._envelope(kind, [], usage=_usage(done))
 
 
-async def _answer(user, body: dict[str, Any], request: dict[str, Any], chat: bool) -> HttpResponse:
-    artifact, items, first = await _start(user, body, request)
+async def _answer(request, generation: Callable[[dict[str, Any]], dict[str, Any]], chat: bool) -> HttpResponse:
+    body, artifact, request_id = await sync_to_async(_send)(request, generation)
+    # What the worker refuses before answering (a prompt too long, a broken model) gets its status.
+    items = aiter(steps(request_id, ANSWER_TIMEOUT_S))
+    first = await anext(items)
+    if first["type"] == "error":
+        await items.aclose()
+        raise _worker_error(first)
     answer = _Answer(chat, artifact)
     if body.get("stream"):
         options = body.get("stream_options")
@@ -304,21 +315,20 @@ async def _events(answer: _Answer, first: dict, items: AsyncIterator[dict], usag
 
 
 @endpoint("POST")
-async def chat_completions(request, user) -> HttpResponse:
-    body = _body(request)
-    return await _answer(user, body, {"messages": _messages(body.get("messages")), **_settings(body)}, chat=True)
+async def chat_completions(request) -> HttpResponse:
+    return await _answer(request, lambda body: {"messages": _messages(body.get("messages")), **_settings(body)}, chat=True)
 
 
 @endpoint("POST")
-async def completions(request, user) -> HttpResponse:
-    body = _body(request)
+async def completions(request) -> HttpResponse:
     # OpenAI's legacy endpoint writes 16 tokens unless told otherwise.
-    return await _answer(user, body, {"prompt": _prompt(body.get("prompt")), "max_new_tokens": 16, **_settings(body)},
-                         chat=False)
+    return await _answer(request, lambda body: {"prompt": _prompt(body.get("prompt")), "max_new_tokens": 16,
+                                                **_settings(body)}, chat=False)
 
 
 urlpatterns = [
     path("models", list_models, name="openai-models"),
+    path("models/<str:name>", retrieve_model, name="openai-model"),
     path("chat/completions", chat_completions, name="openai-chat-completions"),
     path("completions", completions, name="openai-completions"),
 ]

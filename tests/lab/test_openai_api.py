@@ -57,6 +57,7 @@ def test_the_openai_client_talks_to_the_teams_model_on_a_worker(cast, processes,
     client = openai.OpenAI(base_url=f"{web}/v1", api_key=key, max_retries=0, timeout=90)
 
     assert [m.id for m in client.models.list()] == [f"model-{mine.pk}"]
+    assert client.models.retrieve(f"model-{mine.pk}").owned_by == cast.team.name
 
     settings = {"temperature": 0.9, "top_p": 0.95, "seed": 5, "max_tokens": 24}
     expected, done = _engine(base_model, messages=CHAT, temperature=0.9, top_p=0.95, seed=5, max_new_tokens=24)
@@ -127,6 +128,9 @@ def test_hostile_requests_get_openai_errors_that_name_the_parameter(cast, data_d
         response = web.get("/v1/models", **headers)
         assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
     assert web.get("/v1/chat/completions", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 405
+    for model in (theirs, classifier):
+        response = web.get(f"/v1/models/model-{model.pk}", HTTP_AUTHORIZATION=f"Bearer {key}")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "model_not_found"
 
     chat = {"model": f"model-{mine.pk}", "messages": [{"role": "user", "content": "hi"}]}
     cases = [
