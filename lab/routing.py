@@ -1,8 +1,8 @@
 from django.urls import path
 
 from lab.feedback.consumers import AnnotatorConsumer, CampaignConsumer
-from lab.hub.consumers import PlaygroundConsumer
 from lab.fleet.consumers import FleetConsumer
+from lab.hub.consumers import PlaygroundConsumer
 from lab.runs.consumers import RunConsumer
 
 websocket_urlpatterns = [
