@@ -105,7 +105,9 @@
       if (!table) {
         table = el("table", "reward-samples");
         const head = table.createTHead().insertRow();
-        ["step", "prompt", "answer", ...Object.keys(e.rewards)].forEach((name) => head.appendChild(el("th", "", name)));
+        // Each reward, then their weighted total (the stored event's keys come back in the database's order).
+        const rewards = Object.keys(e.rewards).filter((name) => name !== "total").concat(["total"]);
+        ["step", "prompt", "answer", ...rewards].forEach((name) => head.appendChild(el("th", "", name)));
         table.createTBody();
         this.samplesEl.prepend(table);
       }
