@@ -17,11 +17,14 @@ No torch here: the web process imports this module, the worker only its `relay`.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import queue
 import threading
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -29,6 +32,9 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from kombu.exceptions import OperationalError
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from lab.queues import INFERENCE_QUEUE
 from lab.runs.models import Artifact
@@ -73,12 +79,12 @@ async def steps(request_id: str, timeout_s: float = 60) -> AsyncIterator[dict[st
     """The request's items as the worker writes them, up to its `done` (or `error`) item. When nothing
     comes for `timeout_s` (no worker took it, or it stalled), an `error` item with `code: "timeout"`
     ends it and the request is cancelled."""
-    # A read waits up to timeout_s for the next item (redis-py's own read timeout is shorter).
-    connection = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=timeout_s + 5)
+    connection = _async_redis()
     key, last, finished = stream_key(request_id), "0-0", False
     try:
         while not finished:
-            answer = await connection.xread({key: last}, count=512, block=max(int(timeout_s * 1000), 1))
+            answer = await asyncio.wait_for(connection.xread({key: last}, count=512, block=max(int(timeout_s * 1000), 1)),
+                                            timeout_s + 5)  # Redis answers by then, or it is gone
             if not answer:  # not finished: the request is cancelled below
                 yield {"type": "error", "code": "timeout", "field": None,
                        "message": f"no inference worker answered within {timeout_s:g} s: is a worker consuming "
@@ -94,14 +100,32 @@ async def steps(request_id: str, timeout_s: float = 60) -> AsyncIterator[dict[st
     finally:
         if not finished:  # the reader left (or timed out): the worker need not go on
             await connection.set(cancel_key(request_id), 1, ex=STREAM_TTL_S)
-        await connection.aclose()
 
 
 def cancel(request_id: str) -> None:
     """Ask the worker to end the answer after its current token."""
-    connection = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=10)
-    with connection:
-        connection.set(cancel_key(request_id), 1, ex=STREAM_TTL_S)
+    _redis().set(cancel_key(request_id), 1, ex=STREAM_TTL_S)
+
+
+# Connections are kept between requests: a new one costs round trips before the first token. One
+# kept from before a Redis restart fails its first command: that command is tried once more, anew.
+@functools.cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=10,
+                                retry=Retry(NoBackoff(), 1))
+
+
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+
+
+def _async_redis() -> aioredis.Redis:
+    """This event loop's client (an asyncio connection serves only the loop that opened it). Its reads
+    have no timeout of their own: `steps` bounds each one."""
+    loop = asyncio.get_running_loop()
+    if loop not in _ASYNC_CLIENTS:
+        _ASYNC_CLIENTS[loop] = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=None,
+                                                       retry=AsyncRetry(NoBackoff(), 1))
+    return _ASYNC_CLIENTS[loop]
 
 
 def relay(request_id: str, answer: Callable[[Callable[[], bool]], Iterator[dict[str, Any]]]) -> None:
@@ -111,25 +135,24 @@ def relay(request_id: str, answer: Callable[[Callable[[], bool]], Iterator[dict[
 
     A thread of its own writes them, so that generating never waits for Redis: it takes whatever
     items are ready, writes them in one round trip and reads the cancel flag back in the same one."""
-    connection = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=10)
-    with connection:
-        if connection.exists(cancel_key(request_id)):  # cancelled while queued: the reader is gone, load nothing
-            return
-        outbox: queue.SimpleQueue = queue.SimpleQueue()
-        cancelled = threading.Event()
-        writer = threading.Thread(target=_write_out, args=(connection, request_id, outbox, cancelled), daemon=True)
-        writer.start()
-        try:
-            for item in answer(cancelled.is_set):
-                outbox.put(item)
-        except ConfigError as exc:
-            outbox.put({"type": "error", "field": exc.field, "message": exc.message})
-        except Exception as exc:
-            log.exception("generation %s failed", request_id)
-            outbox.put({"type": "error", "field": None, "message": f"the model could not answer: {type(exc).__name__}: {exc}"})
-        finally:
-            outbox.put(None)
-            writer.join()
+    connection = _redis()
+    if connection.exists(cancel_key(request_id)):  # cancelled while queued: the reader is gone, load nothing
+        return
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+    cancelled = threading.Event()
+    writer = threading.Thread(target=_write_out, args=(connection, request_id, outbox, cancelled), daemon=True)
+    writer.start()
+    try:
+        for item in answer(cancelled.is_set):
+            outbox.put(item)
+    except ConfigError as exc:
+        outbox.put({"type": "error", "field": exc.field, "message": exc.message})
+    except Exception as exc:
+        log.exception("generation %s failed", request_id)
+        outbox.put({"type": "error", "field": None, "message": f"the model could not answer: {type(exc).__name__}: {exc}"})
+    finally:
+        outbox.put(None)
+        writer.join()
 
 
 def _write_out(connection: redis.Redis, request_id: str, outbox: queue.SimpleQueue, cancelled: threading.Event) -> None:
