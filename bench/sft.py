@@ -75,11 +75,11 @@ def build_base_model(folder: Path) -> Path:
     return model_dir
 
 
-def run_stage(config: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
-    """`python -m training sft` with events to a file, as the worker runs it; its events."""
+def run_stage(config: dict[str, Any], folder: Path, stage: str = "sft") -> list[dict[str, Any]]:
+    """`python -m training <stage>` with events to a file, as the worker runs it; its events."""
     config_path, events_path = folder / "run.json", folder / "events.jsonl"
     config_path.write_text(json.dumps(config))
-    subprocess.run([sys.executable, "-m", "training", "sft", "--config", str(config_path), "--events",
+    subprocess.run([sys.executable, "-m", "training", stage, "--config", str(config_path), "--events",
                     str(events_path)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     events = [json.loads(line) for line in events_path.read_text().splitlines()]
     assert events[-1].get("status") == "succeeded", events[-3:]
