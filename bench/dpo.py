@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.sft import WARMUP_STEPS, build_base_model, lab_throughput
+from bench.sft import WARMUP_STEPS, build_base_model, lab_throughput, run_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = Path(os.environ.get("LAB_SAMPLE_DATA", ROOT / ".." / "shared" / "data")).resolve()
@@ -39,17 +39,6 @@ BASE_CONFIG = {
     "eval_every": 0, "val_fraction": 0.02, "checkpoint_every_steps": 0, "sample_prompts": ["Hello?"],
     "sample_tokens": 1,
 }
-
-
-def run_stage(config: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
-    """`python -m training dpo` with events to a file, as the worker runs it; its events."""
-    config_path, events_path = folder / "run.json", folder / "events.jsonl"
-    config_path.write_text(json.dumps(config))
-    subprocess.run([sys.executable, "-m", "training", "dpo", "--config", str(config_path), "--events",
-                    str(events_path)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    events = [json.loads(line) for line in events_path.read_text().splitlines()]
-    assert events[-1].get("status") == "succeeded", events[-3:]
-    return events
 
 
 def bare_throughput(config: dict[str, Any], folder: Path) -> float:
@@ -72,7 +61,7 @@ def main() -> dict[str, Any]:
         for i in range(ROUNDS):  # interleaved, so that drift in the machine hits both alike
             run_dir = tmp / f"round-{i}"
             run_dir.mkdir()
-            runs.append(run_stage({**config, "output_dir": str(run_dir / "lab")}, run_dir))
+            runs.append(run_stage({**config, "output_dir": str(run_dir / "lab")}, run_dir, "dpo"))
             lab_tps.append(lab_throughput(runs[-1]))
             bare_tps.append(bare_throughput({**config, "output_dir": str(run_dir / "bare")}, run_dir))
     ratios = [lab / bare for lab, bare in zip(lab_tps, bare_tps, strict=True)]
