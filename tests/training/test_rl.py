@@ -159,7 +159,7 @@ def test_a_stop_saves_a_checkpoint_and_a_resume_goes_on_from_it(base_model: Path
     assert folder == (tmp_path / "run" / "checkpoint-4").resolve()
 
 
-def test_the_command_line_refuses_a_bad_reward_before_loading_anything(base_model: Path, tmp_path: Path):
+def test_the_command_line_refuses_a_bad_reward_before_any_work(base_model: Path, tmp_path: Path):
     cfg = rl_config(base_model, tmp_path / "run").to_dict() | {"rewards": [{"kind": "regex", "pattern": "(("}]}
     result = run_cli("rl", "--config", str(write_config(tmp_path / "run.json", cfg)))
     assert result.returncode == 2
