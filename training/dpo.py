@@ -38,7 +38,7 @@ from training.runtime import pick_device, resolve_precision
 from training.sampling import stop_token_ids
 from training.sft import export_weights, generate_samples, load_model, loop_arguments, lora_config, split_conversations
 from training.stage_shape import setup_then_fit
-from training.trainer_events import ReporterCallback, tokens_seen
+from training.trainer_events import ReporterCallback, tokens_seen, train_to_the_end
 
 SAMPLES_FROM_EVAL = 2
 PREFERENCE_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "kl", "nll_loss",
@@ -66,15 +66,9 @@ def run_dpo(cfg: DpoConfig, reporter: Reporter) -> Path | None:
 
 
 def fit(run: DpoRun) -> Path | None:
-    reporter = run.callback.reporter
-    if reporter.should_stop():
-        reporter.status("cancelled", step=run.trainer.state.global_step)
+    if not train_to_the_end(run.trainer, run.callback, run.resume_dir):
         return None
-    run.trainer.train(resume_from_checkpoint=str(run.resume_dir) if run.resume_dir else None)
-    state = run.trainer.state
-    if state.global_step < state.max_steps:
-        reporter.status("cancelled", step=state.global_step, summary=dict(run.callback.last))
-        return None
+    reporter, state = run.callback.reporter, run.trainer.state
     cfg = run.cfg
     folder, saved = export_weights(run.trainer, run.tokenizer, cfg.output_dir, cfg.method, cfg.base_model, merge_lora=True)
     metadata = {

@@ -43,11 +43,11 @@ from training.model_info import ModelInfo
 from training.prompts import Prompt, read_prompts
 from training.rewards import REWARD_MODEL, RewardSpec, completion_text, reward_functions
 from training.rl_config import RlConfig
-from training.runtime import pick_device, resolve_precision
+from training.runtime import pick_device, resolve_precision, weights_dtype
 from training.sampling import stop_token_ids
 from training.sft import export_weights, loop_arguments, lora_config, split_conversations
 from training.stage_shape import setup_then_fit
-from training.trainer_events import ReporterCallback, tokens_seen
+from training.trainer_events import ReporterCallback, tokens_seen, train_to_the_end
 
 SAMPLE_ROWS = 8
 """Answers shown per log at most: the first prompt's group (up to this many), so their rewards compare."""
@@ -80,8 +80,8 @@ def setup(cfg: RlConfig, reporter: Reporter) -> RlRun:
     specs = cfg.reward_specs()
 
     tokenizer = load_base_tokenizer(cfg.base_model)
-    half = {"bf16": torch.bfloat16}.get(precision)  # a frozen LoRA base is held in half precision
-    model, info = load_base_model(cfg.base_model, dtype=half if cfg.method == "lora" and half else torch.float32)
+    # A frozen LoRA base is held in the run's half precision, if it has one.
+    model, info = load_base_model(cfg.base_model, dtype=weights_dtype(precision) if cfg.method == "lora" else torch.float32)
     chat = bool(tokenizer.chat_template)
     prompts = read_prompts(cfg.dataset_path, cfg.dataset_format, cfg.max_prompts, "dataset_path")
     _check_references(specs, prompts)
@@ -123,15 +123,9 @@ def setup(cfg: RlConfig, reporter: Reporter) -> RlRun:
 
 
 def fit(run: RlRun) -> Path | None:
-    reporter = run.callback.reporter
-    if reporter.should_stop():
-        reporter.status("cancelled", step=run.trainer.state.global_step)
+    if not train_to_the_end(run.trainer, run.callback, run.resume_dir):
         return None
-    run.trainer.train(resume_from_checkpoint=str(run.resume_dir) if run.resume_dir else None)
-    state = run.trainer.state
-    if state.global_step < state.max_steps:
-        reporter.status("cancelled", step=state.global_step, summary=dict(run.callback.last))
-        return None
+    reporter, state = run.callback.reporter, run.trainer.state
     cfg = run.cfg
     artifact, saved = export_weights(run.trainer, run.tokenizer, cfg.output_dir, cfg.method, cfg.base_model, cfg.merge_lora)
     last, summary = run.callback.last, run.callback.summary

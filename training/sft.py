@@ -38,11 +38,11 @@ from training.config import ConfigError
 from training.dataset_files import read_records
 from training.events import Reporter
 from training.model_info import ModelInfo
-from training.runtime import pick_device, resolve_precision
+from training.runtime import pick_device, resolve_precision, weights_dtype
 from training.sampling import stop_token_ids
 from training.sft_config import LoraFields, SftConfig
 from training.stage_shape import setup_then_fit
-from training.trainer_events import ReporterCallback, checkpoint_folder, tokens_seen
+from training.trainer_events import ReporterCallback, checkpoint_folder, tokens_seen, train_to_the_end
 
 Messages = list[dict[str, str]]
 SAMPLES_FROM_EVAL = 2
@@ -68,15 +68,9 @@ def run_sft(cfg: SftConfig, reporter: Reporter) -> Path | None:
 
 
 def fit(run: SftRun) -> Path | None:
-    reporter = run.callback.reporter
-    if reporter.should_stop():
-        reporter.status("cancelled", step=run.trainer.state.global_step)
+    if not train_to_the_end(run.trainer, run.callback, run.resume_dir):
         return None
-    run.trainer.train(resume_from_checkpoint=str(run.resume_dir) if run.resume_dir else None)
-    state = run.trainer.state
-    if state.global_step < state.max_steps:
-        reporter.status("cancelled", step=state.global_step, summary=dict(run.callback.last))
-        return None
+    reporter, state = run.callback.reporter, run.trainer.state
     artifact, metadata = export(run)
     reporter.artifact("checkpoint", str(artifact), metadata)
     reporter.status("succeeded", step=state.global_step, summary=dict(run.callback.last))
@@ -186,11 +180,9 @@ def sample_conversations(cfg: SftConfig, held_out: list[Messages]) -> list[Messa
 def load_model(cfg: SftConfig, precision: str) -> tuple[PreTrainedModel, ModelInfo]:
     """The base in fp32 (full: the master weights; mixed precision autocasts on top). A LoRA base
     is frozen, so under mixed precision it is held in that precision, halving its memory."""
-    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     if cfg.method == "qlora":
         return _load_4bit(cfg)
-    dtype = half if cfg.method == "lora" and half is not None else torch.float32
-    return load_base_model(cfg.base_model, dtype=dtype)
+    return load_base_model(cfg.base_model, dtype=weights_dtype(precision) if cfg.method == "lora" else torch.float32)
 
 
 def _load_4bit(cfg: SftConfig) -> tuple[PreTrainedModel, ModelInfo]:

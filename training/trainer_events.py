@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from training.checkpoint_evals import CheckpointEvals
@@ -181,3 +181,18 @@ class ReporterCallback(TrainerCallback):
         self.reporter.checkpoint(state.global_step, str(folder.resolve()))
         if self.checkpoint_evals is not None:
             self.checkpoint_evals(state.global_step, folder)
+
+
+def train_to_the_end(trainer: Trainer, callback: ReporterCallback, resume_dir: Path | None) -> bool:
+    """Train, resuming from `resume_dir` if given; True when the run reached its last step. A stop
+    asked before or during training is reported as cancelled at the step it came to, and is False."""
+    reporter = callback.reporter
+    if reporter.should_stop():
+        reporter.status("cancelled", step=trainer.state.global_step)
+        return False
+    trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+    state = trainer.state
+    if state.global_step < state.max_steps:
+        reporter.status("cancelled", step=state.global_step, summary=dict(callback.last))
+        return False
+    return True
