@@ -1,6 +1,8 @@
 """Fine-tuning and feedback cells on a real worker: a base model the team brought is fine-tuned with
-LoRA, both models answer the same prompts, and the pairs become a human-feedback campaign; a
-classification cell trains on SMS spam and classifies typed text on an inference worker."""
+LoRA, both models answer the same prompts, and the pairs become a human-feedback campaign whose
+votes tune the model again with DPO, and the two tuned models face people in a new campaign (the
+RLHF loop in one notebook); a classification cell trains on SMS spam and classifies typed text on
+an inference worker."""
 
 import json
 from html import unescape
@@ -9,7 +11,9 @@ import pytest
 from django.test import Client
 
 from lab.datasets.actions import create_dataset_from_path
-from lab.feedback.models import Campaign
+from lab.feedback.assignment import record_vote, take_items
+from lab.feedback.export import export_campaign
+from lab.feedback.models import Assignment, Campaign
 from lab.hub.base_models import register_model_folder
 from lab.notebooks.actions import start_cell_run
 from lab.notebooks.models import Cell, Notebook
@@ -70,6 +74,31 @@ def test_sft_with_lora_then_both_models_answer_and_people_judge(cast, sample_dat
     assert {(i.artifact_a_id, i.artifact_b_id) for i in campaign.items.all()} == {(brought.pk, tuned.pk)}
     assert page.post(f"/cells/{annotate.pk}/run/")["Location"] == f"/campaigns/{campaign.pk}/"  # the same one again
     assert Campaign.objects.count() == 1
+
+    # The loop closes: people prefer the tuned model's answers, their pairs become a preference dataset,
+    # DPO tunes on it, and the tuned and the preference-tuned models answer the same prompts in a new campaign.
+    for person in (cast.bob, cast.carol):
+        for item in campaign.items.order_by("pk"):
+            held = next(a for a in take_items(campaign, person, depth=3) if a.item_id == item.pk)
+            Assignment.objects.filter(pk=held.pk).update(shown_order="ab")
+            record_vote(campaign, person, item.pk, "left" if item.artifact_a_id == tuned.pk else "right",
+                        strength="clearly", seconds=3)
+    pairs = export_campaign(campaign, cast.alice).dataset
+    dpo = Cell.objects.create(notebook=notebook, position=4, kind=Cell.Kind.DPO, config={
+        "model_cell": sft.pk, "dataset": pairs.pk, "method": "lora", "lora_r": 4, "max_length": 128, "batch_size": 2,
+        "max_steps": 3, "warmup_steps": 0, "lr": 1e-2, "eval_every": 0, "log_every": 1, "val_fraction": 0.34,
+        "sample_tokens": 4, "checkpoint_every_steps": 0, "schedule": "constant",
+    })
+    preferred = _finish(dpo, cast.alice).artifacts.get(kind=Artifact.Kind.CHECKPOINT)
+    assert list(preferred.parent_artifacts.all()) == [tuned] and list(preferred.parent_datasets.all()) == [pairs]
+    again = Cell.objects.create(notebook=notebook, position=5, kind=Cell.Kind.GENERATE, config={
+        **generate.config, "model_cells": [sft.pk, dpo.pk]})
+    second = Cell.objects.create(notebook=notebook, position=6, kind=Cell.Kind.ANNOTATE, config={
+        **annotate.config, "generate_cell": again.pk, "name": "tuned vs preference-tuned"})
+    _finish(again, cast.alice)
+    page.post(f"/cells/{second.pk}/run/")
+    rematch = Campaign.objects.get(name="tuned vs preference-tuned")
+    assert {(i.artifact_a_id, i.artifact_b_id) for i in rematch.items.all()} == {(tuned.pk, preferred.pk)}
 
     html = unescape(page.get(f"/notebooks/{notebook.pk}/").content.decode())
     assert f"/models/{tuned.pk}/" in html and "6 responses" in html and "base vs tuned" in html
