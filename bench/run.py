@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCHMARKS = ["pretrain", "clean", "tokenizer", "sft", "feedback", "evaluate", "dpo", "grpo", "serving", "playground"]
+BENCHMARKS = ["pretrain", "clean", "tokenizer", "sft", "feedback", "evaluate", "dpo", "grpo", "serving", "playground", "admission"]
 
 
 def machine() -> dict:
