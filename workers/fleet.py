@@ -50,7 +50,8 @@ def is_draining(hostname: str) -> bool:
 
 def start_heartbeats(hostname: str, queues: list[str]) -> threading.Thread:
     """Register, then beat every LAB_WORKER_HEARTBEAT_SECONDS on a daemon thread of the worker's main
-    process. A database or NVML failure skips a beat; it never stops the worker."""
+    process, admitting what waits at each beat. A database or NVML failure skips a beat; it never
+    stops the worker."""
     _stop.clear()
 
     def beat() -> None:
@@ -58,6 +59,9 @@ def start_heartbeats(hostname: str, queues: list[str]) -> threading.Thread:
         while True:
             try:
                 registered = heartbeat(hostname) if registered else bool(register(hostname, queues))
+                # Admission also runs on every beat: a run that found no free worker when it was queued
+                # goes within a beat even where no control worker sweeps (its sweep is the other net).
+                admit_quietly()
             except Exception:  # noqa: BLE001 - a missed beat is logged, the next one tries again
                 log.exception("worker %s: heartbeat failed", hostname)
                 connection.close()
