@@ -97,8 +97,9 @@ def mean(value: torch.Tensor) -> torch.Tensor:
     return value / world_size()
 
 
-def any_stop(flag: bool, device: torch.device) -> bool:
-    """True on every rank when any rank asks to stop: the ranks stop at the same step together."""
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when `flag` is on any rank: the ranks decide together (stop at the same step,
+    save at the same step), so none waits in a collective the others never enter."""
     if not active():
         return flag
     t = torch.tensor(int(flag), device=device)

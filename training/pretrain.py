@@ -97,7 +97,7 @@ def setup(cfg: PretrainConfig, reporter: Reporter) -> Setup | None:
 
     # Rank 0 tokenizes (None: stopped meanwhile); the other ranks wait for it, then reuse its file.
     token_file = tokens() if distributed.is_main() else None
-    stopped = distributed.any_stop(distributed.is_main() and token_file is None, device)
+    stopped = distributed.any_rank(distributed.is_main() and token_file is None, device)
     if not stopped and token_file is None:
         token_file = tokens()
     if stopped or token_file is None:
@@ -169,21 +169,20 @@ def fit(s: Setup) -> Path | None:
     def run(work: str) -> None:
         nonlocal last_save, saved
         with meter.paused():  # not training time: kept out of tokens_per_s
-            if not distributed.is_main():
-                pass  # rank 0 alone evaluates, samples and saves; the others wait for it below
-            elif work == "eval":
-                report_eval(s, autocast)
-            elif work == "sample":
-                reporter.sample(s.step, cfg.sample_prompt, generate_sample(s))
-            else:
-                saved = save(s)
-                reporter.checkpoint(s.step, str(saved))
-                checkpoint_evals(s.step, saved)
-                last_save = time.monotonic()
+            if distributed.is_main():  # rank 0 alone evaluates, samples and saves; the others wait for it
+                if work == "eval":
+                    report_eval(s, autocast)
+                elif work == "sample":
+                    reporter.sample(s.step, cfg.sample_prompt, generate_sample(s))
+                else:
+                    saved = save(s)
+                    reporter.checkpoint(s.step, str(saved))
+                    checkpoint_evals(s.step, saved)
+                    last_save = time.monotonic()
             distributed.barrier()
         done[work] = s.step
 
-    while s.step < cfg.max_steps and not distributed.any_stop(reporter.should_stop(), s.device):
+    while s.step < cfg.max_steps and not distributed.any_rank(reporter.should_stop(), s.device):
         train_step(s, train_model, autocast, meter)
         if s.step % cfg.log_every == 0:
             report_train(s, meter)
@@ -193,10 +192,11 @@ def fit(s: Setup) -> Path | None:
             run("eval")
         if cfg.sample_every and s.step % cfg.sample_every == 0:
             run("sample")
+        # A timed checkpoint goes by rank 0's clock (the one that saves), and every rank follows it.
         minutes = (time.monotonic() - last_save) / 60
-        if (cfg.checkpoint_every_steps and s.step % cfg.checkpoint_every_steps == 0) or (
-            cfg.checkpoint_every_minutes and minutes >= cfg.checkpoint_every_minutes
-        ):
+        timed = bool(cfg.checkpoint_every_minutes) and distributed.any_rank(
+            distributed.is_main() and minutes >= cfg.checkpoint_every_minutes, s.device)
+        if (cfg.checkpoint_every_steps and s.step % cfg.checkpoint_every_steps == 0) or timed:
             run("checkpoint")
 
     if meter.steps:
