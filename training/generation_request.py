@@ -43,6 +43,9 @@ class GenerationRequest(_Config):
     """The same seed and settings give the same answer; null draws one (the `done` item reports it)."""
     alternatives: int = 0
     """How many of the most probable tokens to report at each position, with their probabilities."""
+    logprobs: bool = False
+    """Each token item also carries `token` (the token's own text, decoded alone) and `logprob`, and each
+    alternative its `logprob`: the log-softmax after temperature (OpenAI's `logprobs`)."""
     prefix_token_ids: list[int] = field(default_factory=list)
     """Tokens of the answer already chosen (a branch: the tokens up to a position, then the
     alternative picked there); generation continues after them."""

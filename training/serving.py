@@ -5,7 +5,8 @@ model weighed at each position.
 `{"type": "token", "index", "token_id", "text", "prob", "alternatives": [{"token_id", "text", "prob"}]}`
 (`index` counts from the answer's start, `prefix_token_ids` included; `text` is what the token adds to
 the answer; `prob` and the alternatives are the softmax of the model's logits after temperature, before
-top-k and top-p: what the model weighed, not only what sampling kept), then one `{"type": "done",
+top-k and top-p: what the model weighed, not only what sampling kept; with `logprobs`, the token's own
+text `token` and `logprob`s beside each `prob`, at least LOGPROB_FLOOR), then one `{"type": "done",
 "finish_reason": "stop"|"length"|"cancelled", "usage": {"prompt_tokens", "completion_tokens"},
 "ttft_ms", "tokens_per_s", "seed"}`. A bad request or model raises ConfigError naming the field.
 
@@ -40,6 +41,9 @@ from training.sampling import SeededSampler, stop_token_ids
 
 __all__ = ["GenerationRequest", "LoadedModel", "ModelCache", "stream"]
 
+LOGPROB_FLOOR = -9999.0
+"""The least log-probability reported (OpenAI's own floor): a token the model rules out has -inf, which
+JSON cannot carry."""
 DETOKENIZE_CONTEXT = 5
 """Tokens before a new one that are decoded with it, so that its text starts right (a space, a
 character whose bytes span tokens)."""
@@ -140,7 +144,9 @@ def stream(cache: ModelCache, model_dir: str | Path, request: GenerationRequest,
                 break
             out = loaded.model(input_ids=step_input, past_key_values=past, use_cache=True)
             past, logits = out.past_key_values, out.logits[:, -1, :].float()
-            probs = torch.softmax(logits[0] / (request.temperature or 1.0), dim=-1)
+            scaled = logits[0] / (request.temperature or 1.0)
+            probs = torch.softmax(scaled, dim=-1)
+            logprobs = torch.log_softmax(scaled, dim=-1).clamp(min=LOGPROB_FLOOR) if request.logprobs else None
             token = int(sampler(ids, logits).argmax(dim=-1))
             generated += 1
             last_at = time.perf_counter()
@@ -151,7 +157,9 @@ def stream(cache: ModelCache, model_dir: str | Path, request: GenerationRequest,
             ids = torch.cat([ids, ids.new_tensor([[token]])], dim=1)
             step_input = ids[:, -1:]
             item = {"type": "token", "index": index, "token_id": token, "text": text.push(token),
-                    "prob": float(probs[token]), "alternatives": _alternatives(tokenizer, probs, request.alternatives)}
+                    "prob": float(probs[token]), "alternatives": _alternatives(tokenizer, probs, logprobs, request.alternatives)}
+            if logprobs is not None:
+                item |= {"token": tokenizer.decode([token]), "logprob": float(logprobs[token])}
             index += 1
             yield from held.push(item)
             if held.stopped:
@@ -167,12 +175,17 @@ def stream(cache: ModelCache, model_dir: str | Path, request: GenerationRequest,
     }
 
 
-def _alternatives(tokenizer: PreTrainedTokenizerBase, probs: torch.Tensor, k: int) -> list[dict[str, Any]]:
+def _alternatives(tokenizer: PreTrainedTokenizerBase, probs: torch.Tensor, logprobs: torch.Tensor | None,
+                  k: int) -> list[dict[str, Any]]:
     if k == 0:
         return []
     top = torch.topk(probs, min(k, probs.shape[0]))
-    return [{"token_id": int(i), "text": tokenizer.decode([int(i)]), "prob": float(p)}
-            for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+    alternatives = [{"token_id": int(i), "text": tokenizer.decode([int(i)]), "prob": float(p)}
+                    for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+    if logprobs is not None:
+        for alternative, logprob in zip(alternatives, logprobs[top.indices].tolist(), strict=True):
+            alternative["logprob"] = logprob
+    return alternatives
 
 
 class _Detokenizer:

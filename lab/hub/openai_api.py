@@ -27,21 +27,22 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authtoken.models import Token
 
 from lab.access import artifacts_for_user, get_artifact_for_user
-from lab.hub.generation import GenerationUnavailable, start_generation, steps
+from lab.hub.generation import END_TYPES, GenerationUnavailable, batches, start_generation
 from lab.runs.models import Artifact
 from training import json_limits
 from training.config_checks import ConfigError
+from training.generation_request import MAX_ALTERNATIVES
 
 ANSWER_TIMEOUT_S = 120
 """How long a request waits for a worker's next token; the first one includes waiting in the queue
 behind the requests before it (one worker answers one at a time) and loading the model."""
 NOT_GENERATIVE = ("classification", "reward")
 """Checkpoints whose metadata `task` is one of these score text; they do not write it."""
-PARAMS = {"max_new_tokens": "max_tokens", "prefix_token_ids": None, "alternatives": None}
+PARAMS = {"max_new_tokens": "max_tokens", "prefix_token_ids": None, "alternatives": None, "logprobs": None}
 """The OpenAI name of a GenerationRequest field where it differs."""
 UNSUPPORTED = {
     "n": lambda v: v not in (None, 1), "best_of": lambda v: v not in (None, 1), "echo": bool, "suffix": bool,
-    "logprobs": bool, "top_logprobs": bool, "tools": bool, "functions": bool, "tool_choice": bool,
+    "tools": bool, "functions": bool, "tool_choice": bool,
     "logit_bias": bool, "presence_penalty": bool, "frequency_penalty": bool,
     "response_format": lambda v: v not in (None, {"type": "text"}),
 }
@@ -146,8 +147,8 @@ def _body(request) -> dict[str, Any]:
         raise OpenAIError(400, "The body of the request must be a JSON object")
     for name, asks in UNSUPPORTED.items():
         if asks(body.get(name)):
-            raise OpenAIError(400, f"{name}: not supported by the lab's models (one answer per request, no tools, "
-                                   "penalties or log probabilities)", param=name, code="unsupported_parameter")
+            raise OpenAIError(400, f"{name}: not supported by the lab's models (one answer per request, no tools "
+                                   "or penalties)", param=name, code="unsupported_parameter")
     if not isinstance(body.get("stream", False), bool):
         raise OpenAIError(400, "stream: must be true or false", param="stream")
     return body
@@ -163,6 +164,31 @@ def _settings(body: dict[str, Any]) -> dict[str, Any]:
     if stop is not None:
         settings["stop"] = [stop] if isinstance(stop, str) else stop
     return settings
+
+
+def _count(body: dict[str, Any], name: str) -> int:
+    value = body.get(name)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ALTERNATIVES:
+        raise OpenAIError(400, f"{name}: a whole number from 0 to {MAX_ALTERNATIVES}", param=name)
+    return value
+
+
+def _chat_logprobs(body: dict[str, Any]) -> dict[str, Any]:
+    """Chat's `logprobs` (true or false) and `top_logprobs` (alternatives per token) as request fields."""
+    wanted = body.get("logprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise OpenAIError(400, "logprobs: must be true or false", param="logprobs")
+    top = _count(body, "top_logprobs")
+    if top and not wanted:
+        raise OpenAIError(400, "top_logprobs: needs logprobs set to true", param="top_logprobs")
+    return {"logprobs": True, "alternatives": top} if wanted else {}
+
+
+def _completion_logprobs(body: dict[str, Any]) -> dict[str, Any]:
+    """The legacy endpoint's `logprobs`: null for none, or how many alternatives per token (0 or more)."""
+    return {} if body.get("logprobs") is None else {"logprobs": True, "alternatives": _count(body, "logprobs")}
 
 
 def _messages(value: Any) -> list[dict[str, str]]:
@@ -192,15 +218,15 @@ def _prompt(value: Any) -> str:
     return value
 
 
-def _send(request, generation: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[dict[str, Any], Artifact, str]:
+def _send(request, generation: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[dict[str, Any], Artifact, str, dict[str, Any]]:
     """The request checked and sent to a worker, in one hop to the database thread: its body, the
-    model and the request id. `generation` makes the GenerationRequest's fields from the body."""
+    model, the request id and the GenerationRequest's fields, which `generation` makes from the body."""
     user = _user(request)
     body = _body(request)
     fields = generation(body)
     artifact = _model(user, body.get("model"))
     try:
-        return body, artifact, start_generation(artifact, fields)
+        return body, artifact, start_generation(artifact, fields), fields
     except ConfigError as exc:
         raise _refused(exc.field, exc.message) from None
     except GenerationUnavailable as exc:
@@ -230,30 +256,53 @@ def _finish(done: dict[str, Any]) -> str:
 
 
 class _Answer:
-    """One request's answer in OpenAI's shapes: `chat` (chat.completion) or not (text_completion)."""
+    """One request's answer in OpenAI's shapes: `chat` (chat.completion) or not (text_completion), with
+    the log-probabilities of its tokens when the request asked for them (`fields["logprobs"]`)."""
 
-    def __init__(self, chat: bool, artifact: Artifact) -> None:
+    def __init__(self, chat: bool, artifact: Artifact, fields: dict[str, Any]) -> None:
         self.chat = chat
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model_id(artifact)
+        self.with_logprobs = fields.get("logprobs", False)
+        self.top = fields.get("alternatives", 0)
+        self.offset = 0  # where the next token's text starts in the answer (text_offset)
 
     def _envelope(self, kind: str, choices: list[dict], **more: Any) -> dict[str, Any]:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model, "choices": choices, **more}
 
-    def whole(self, text: str, done: dict[str, Any]) -> dict[str, Any]:
-        choice = {"index": 0, "logprobs": None, "finish_reason": _finish(done)}
+    def logprobs(self, tokens: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The tokens' log-probabilities as chat's `logprobs.content` or the legacy endpoint's lists."""
+        if not self.with_logprobs:
+            return None
+        if self.chat:
+            return {"content": [{"token": t["token"], "logprob": t["logprob"], "bytes": list(t["token"].encode()),
+                                 "top_logprobs": [{"token": a["text"], "logprob": a["logprob"], "bytes": list(a["text"].encode())}
+                                                  for a in t["alternatives"]]} for t in tokens]}
+        offsets = []
+        for token in tokens:
+            offsets.append(self.offset)
+            self.offset += len(token["text"])
+        return {"tokens": [t["token"] for t in tokens], "token_logprobs": [t["logprob"] for t in tokens],
+                "top_logprobs": [{a["text"]: a["logprob"] for a in t["alternatives"]} for t in tokens] if self.top else None,
+                "text_offset": offsets}
+
+    def whole(self, tokens: list[dict[str, Any]], done: dict[str, Any]) -> dict[str, Any]:
+        text = "".join(t["text"] for t in tokens)
+        choice = {"index": 0, "logprobs": self.logprobs(tokens), "finish_reason": _finish(done)}
         if self.chat:
             return self._envelope("chat.completion", [{**choice, "message": {"role": "assistant", "content": text}}],
                                   usage=_usage(done))
         return self._envelope("text_completion", [{**choice, "text": text}], usage=_usage(done))
 
-    def chunk(self, text: str | None, finish: str | None = None, first: bool = False) -> dict[str, Any]:
+    def chunk(self, tokens: list[dict[str, Any]], finish: str | None = None, first: bool = False) -> dict[str, Any]:
+        """A streamed chunk of the tokens that came together (none: the opening or the closing chunk)."""
+        text = "".join(t["text"] for t in tokens)
+        logprobs = self.logprobs(tokens) if tokens else None
         if not self.chat:
-            return self._envelope("text_completion", [{"index": 0, "text": text or "", "logprobs": None,
-                                                       "finish_reason": finish}])
-        delta = ({"role": "assistant"} if first else {}) | ({"content": text} if text is not None else {})
-        return self._envelope("chat.completion.chunk", [{"index": 0, "delta": delta, "logprobs": None,
+            return self._envelope("text_completion", [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish}])
+        delta = ({"role": "assistant", "content": ""} if first else {}) | ({"content": text} if tokens else {})
+        return self._envelope("chat.completion.chunk", [{"index": 0, "delta": delta, "logprobs": logprobs,
                                                          "finish_reason": finish}])
 
     def usage_chunk(self, done: dict[str, Any]) -> dict[str, Any]:
@@ -262,68 +311,77 @@ class _Answer:
 
 
 async def _answer(request, generation: Callable[[dict[str, Any]], dict[str, Any]], chat: bool) -> HttpResponse:
-    body, artifact, request_id = await sync_to_async(_send)(request, generation)
+    body, artifact, request_id, fields = await sync_to_async(_send)(request, generation)
     # What the worker refuses before answering (a prompt too long, a broken model) gets its status.
-    items = aiter(steps(request_id, ANSWER_TIMEOUT_S))
-    first = await anext(items)
-    if first["type"] == "error":
-        await items.aclose()
-        raise _worker_error(first)
-    answer = _Answer(chat, artifact)
+    source = aiter(batches(request_id, ANSWER_TIMEOUT_S))
+    first = await anext(source)
+    if first[0]["type"] == "error":
+        await source.aclose()
+        raise _worker_error(first[0])
+    answer = _Answer(chat, artifact, fields)
     if body.get("stream"):
         options = body.get("stream_options")
         usage = isinstance(options, dict) and options.get("include_usage") is True
-        response = StreamingHttpResponse(_events(answer, first, items, usage), content_type="text/event-stream")
+        response = StreamingHttpResponse(_events(answer, first, source, usage), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # a proxy in front must not hold the tokens back
         return response
-    text, item = [], first
+    tokens, batch = [], first
     try:
-        while item["type"] == "token":
-            text.append(item["text"])
-            item = await anext(items)
+        while True:
+            tokens += [item for item in batch if item["type"] == "token"]
+            if batch[-1]["type"] in END_TYPES:
+                break
+            batch = await anext(source)
     finally:
-        await items.aclose()
-    if item["type"] == "error":
-        raise _worker_error(item)
-    return JsonResponse(answer.whole("".join(text), item))
+        await source.aclose()
+    if batch[-1]["type"] == "error":
+        raise _worker_error(batch[-1])
+    return JsonResponse(answer.whole(tokens, batch[-1]))
 
 
-async def _events(answer: _Answer, first: dict, items: AsyncIterator[dict], usage: bool) -> AsyncIterator[str]:
-    """Server-sent events: a chunk per token (the first chat chunk with the role), one with the finish
-    reason, the usage when asked for, then `[DONE]`; an error after the 200 is an `error` event."""
+async def _events(answer: _Answer, first: list[dict], source: AsyncIterator[list[dict]], usage: bool) -> AsyncIterator[str]:
+    """Server-sent events: a chunk for the tokens of each read from the worker's stream (the first chat
+    chunk with the role), one with the finish reason, the usage when asked for, then `[DONE]`; an
+    error after the 200 is an `error` event. A chunk holds the tokens that came together, as vLLM's
+    stream interval does: one write and one parse for each, however fast the model."""
     def event(data: dict[str, Any]) -> str:
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     try:
         if answer.chat:
-            yield event(answer.chunk("", first=True))
-        item = first
-        while item["type"] == "token":
-            if item["text"]:
-                yield event(answer.chunk(item["text"]))
-            item = await anext(items)
-        if item["type"] == "error":
-            yield event(_worker_error(item).body())
+            yield event(answer.chunk([], first=True))
+        batch = first
+        while True:
+            tokens = [item for item in batch if item["type"] == "token"]
+            if any(t["text"] for t in tokens) or (tokens and answer.with_logprobs):
+                yield event(answer.chunk(tokens))
+            end = batch[-1]
+            if end["type"] in END_TYPES:
+                break
+            batch = await anext(source)
+        if end["type"] == "error":
+            yield event(_worker_error(end).body())
             return
-        yield event(answer.chunk(None, finish=_finish(item)))
+        yield event(answer.chunk([], finish=_finish(end)))
         if usage:
-            yield event(answer.usage_chunk(item))
+            yield event(answer.usage_chunk(end))
         yield "data: [DONE]\n\n"
     finally:
-        await items.aclose()  # a client that left cancels the answer: the worker is free
+        await source.aclose()  # a client that left cancels the answer: the worker is free
 
 
 @endpoint("POST")
 async def chat_completions(request) -> HttpResponse:
-    return await _answer(request, lambda body: {"messages": _messages(body.get("messages")), **_settings(body)}, chat=True)
+    return await _answer(request, lambda body: {"messages": _messages(body.get("messages")), **_settings(body),
+                                                **_chat_logprobs(body)}, chat=True)
 
 
 @endpoint("POST")
 async def completions(request) -> HttpResponse:
     # OpenAI's legacy endpoint writes 16 tokens unless told otherwise.
     return await _answer(request, lambda body: {"prompt": _prompt(body.get("prompt")), "max_new_tokens": 16,
-                                                **_settings(body)}, chat=False)
+                                                **_settings(body), **_completion_logprobs(body)}, chat=False)
 
 
 urlpatterns = [

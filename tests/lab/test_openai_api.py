@@ -47,6 +47,18 @@ def _engine(model, **request) -> tuple[str, dict]:
     return "".join(i["text"] for i in items[:-1]), items[-1]
 
 
+def _engine_tokens(model, **request) -> list[dict]:
+    return [i for i in stream(_cache(), model, GenerationRequest.from_dict(request)) if i["type"] == "token"]
+
+
+def _same_logprobs(entries, tokens: list[dict]) -> None:
+    assert [e.token for e in entries] == [t["token"] for t in tokens]
+    assert [e.logprob for e in entries] == pytest.approx([t["logprob"] for t in tokens], abs=1e-6)
+    assert all(e.bytes == list(e.token.encode()) for e in entries)
+    assert [[a.token for a in e.top_logprobs] for e in entries] == [[a["text"] for a in t["alternatives"]] for t in tokens]
+    assert all(e.logprob <= 0 and len(e.top_logprobs) == 3 for e in entries)
+
+
 @pytest.mark.e2e
 def test_the_openai_client_talks_to_the_teams_model_on_a_worker(cast, processes, data_dir, base_model):
     mine = register_model_folder(cast.team, brought_model(base_model, data_dir, "mine"), "chat base", cast.alice)
@@ -75,6 +87,23 @@ def test_the_openai_client_talks_to_the_teams_model_on_a_worker(cast, processes,
     text, _ = _engine(base_model, prompt="ROMEO:", temperature=0, max_new_tokens=6)
     completion = client.completions.create(model=f"model-{mine.pk}", prompt="ROMEO:", temperature=0, max_tokens=6)
     assert completion.choices[0].text == text and completion.usage.completion_tokens <= 6
+
+    # Log-probabilities: the engine's own (tests/training/test_serving.py checks those against the
+    # model's logits), one entry per token, streamed or not, in chat's shape and the legacy one.
+    tokens = _engine_tokens(base_model, messages=CHAT, temperature=0.9, top_p=0.95, seed=5, max_new_tokens=24,
+                            logprobs=True, alternatives=3)
+    scored = client.chat.completions.create(model=f"model-{mine.pk}", messages=CHAT, logprobs=True, top_logprobs=3, **settings)
+    assert scored.choices[0].message.content == expected
+    _same_logprobs(scored.choices[0].logprobs.content, tokens)
+    streamed = [c for c in client.chat.completions.create(model=f"model-{mine.pk}", messages=CHAT, logprobs=True,
+                                                          top_logprobs=3, stream=True, **settings) if c.choices]
+    _same_logprobs([e for c in streamed if c.choices[0].logprobs for e in c.choices[0].logprobs.content], tokens)
+    legacy = client.completions.create(model=f"model-{mine.pk}", prompt="ROMEO:", temperature=0, max_tokens=6, logprobs=2)
+    raw = _engine_tokens(base_model, prompt="ROMEO:", temperature=0, max_new_tokens=6, logprobs=True, alternatives=2)
+    assert legacy.choices[0].logprobs.tokens == [t["token"] for t in raw]
+    assert legacy.choices[0].logprobs.token_logprobs == pytest.approx([t["logprob"] for t in raw], abs=1e-6)
+    assert [list(top) for top in legacy.choices[0].logprobs.top_logprobs] == [[a["text"] for a in t["alternatives"]] for t in raw]
+    assert legacy.choices[0].logprobs.text_offset == [len("".join(t["text"] for t in raw[:i])) for i in range(len(raw))]
 
     for name in ("no-such-model", f"model-{theirs.pk}"):
         with pytest.raises(openai.NotFoundError) as missing:
@@ -142,7 +171,13 @@ def test_hostile_requests_get_openai_errors_that_name_the_parameter(cast, data_d
         ("/v1/chat/completions", {**chat, "model": "model-" + "9" * 400}, 404, "model"),
         ("/v1/chat/completions", {**chat, "model": 12}, 400, "model"),
         ("/v1/chat/completions", {**chat, "n": 2}, 400, "n"),
-        ("/v1/chat/completions", {**chat, "logprobs": True}, 400, "logprobs"),
+        ("/v1/chat/completions", {**chat, "logprobs": "yes"}, 400, "logprobs"),
+        ("/v1/chat/completions", {**chat, "top_logprobs": 3}, 400, "top_logprobs"),
+        ("/v1/chat/completions", {**chat, "logprobs": True, "top_logprobs": 21}, 400, "top_logprobs"),
+        ("/v1/chat/completions", {**chat, "logprobs": True, "top_logprobs": 10**30}, 400, "top_logprobs"),
+        ("/v1/chat/completions", {**chat, "logprobs": True, "top_logprobs": "3"}, 400, "top_logprobs"),
+        ("/v1/completions", {"model": f"model-{mine.pk}", "prompt": "hi", "logprobs": True}, 400, "logprobs"),
+        ("/v1/completions", {"model": f"model-{mine.pk}", "prompt": "hi", "logprobs": -1}, 400, "logprobs"),
         ("/v1/chat/completions", {**chat, "stream": "yes"}, 400, "stream"),
         ("/v1/chat/completions", {**chat, "max_tokens": 10**30}, 400, "max_tokens"),
         ("/v1/chat/completions", {**chat, "temperature": "hot"}, 400, "temperature"),

@@ -84,7 +84,7 @@ def test_stop_strings_and_max_tokens_end_the_answer_where_they_should(cache, bas
 
 def test_the_inspector_shows_the_models_own_probabilities_and_a_branch_continues_from_the_pick(cache, base_model):
     temperature = 0.7
-    tokens, _ = _answer(cache, base_model, temperature=temperature, seed=3, alternatives=5, max_new_tokens=8)
+    tokens, _ = _answer(cache, base_model, temperature=temperature, seed=3, alternatives=5, max_new_tokens=8, logprobs=True)
     loaded = cache.get(base_model)
     prompt_ids = loaded.encode(GenerationRequest(messages=CHAT))
     with torch.inference_mode():  # one full forward pass, no cache: computed apart from the engine
@@ -96,6 +96,10 @@ def test_the_inspector_shows_the_models_own_probabilities_and_a_branch_continues
         assert [a["token_id"] for a in t["alternatives"]] == top.indices.tolist()
         assert max(abs(a["prob"] - p) for a, p in zip(t["alternatives"], top.values.tolist(), strict=True)) < 1e-5
         assert [a["text"] for a in t["alternatives"]] == [loaded.tokenizer.decode([i]) for i in top.indices.tolist()]
+        logprobs = torch.log_softmax(logits[len(prompt_ids) + t["index"] - 1] / temperature, dim=-1)
+        assert abs(t["logprob"] - logprobs[t["token_id"]].item()) < 1e-5
+        assert max(abs(a["logprob"] - logprobs[a["token_id"]].item()) for a in t["alternatives"]) < 1e-5
+        assert t["token"] == loaded.tokenizer.decode([t["token_id"]])
 
     picked = next(a for a in tokens[2]["alternatives"] if a["token_id"] != tokens[2]["token_id"])
     prefix = [t["token_id"] for t in tokens[:2]] + [picked["token_id"]]
