@@ -1,5 +1,5 @@
-"""Runs whose worker stopped heartbeating: mark them lost, then resume them (a bounded number of times);
-queued runs whose message is gone: send them again."""
+"""Runs whose worker stopped heartbeating: mark them lost, then resume them (a bounded number of times),
+or, were they pausing, paused; queued runs whose message is gone: send them again."""
 
 import json
 import logging
@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 
-from lab.runs.actions import enqueue, publish_on_commit, run_of_message, send
+from lab.runs.actions import enqueue, paused_message, publish_on_commit, run_of_message, send
 from lab.runs.models import Run, RunEvent, Status
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,11 @@ def reap_lost_runs() -> int:
     reaped = 0
     for run in Run.objects.with_expired_lease():
         with transaction.atomic():
+            if run.settle_pause():  # its worker died while it paused: it stays resumable from its last checkpoint
+                reaped += 1
+                why = f" (its worker {run.worker} stopped answering while it paused)"
+                publish_on_commit(run, run.append_event("status", status=Status.PAUSED, message=paused_message(run, why)))
+                continue
             if not run.mark_lost():
                 continue  # the worker renewed its lease, or another reaper got there first
             reaped += 1

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from lab.runs.actions import enqueue
+from lab.runs.actions import enqueue, paused_message
 from lab.runs.models import Run, Status
 from lab.runs.streaming import RunPublisher
 
@@ -84,7 +84,7 @@ class Supervisor:
         self.final_status: str | None = None
         self.last_error: dict = {}
         self.signalled_at: float | None = None
-        self.stop_reason: str | None = None  # "cancel" (the user) or "shutdown" (the worker stops)
+        self.stop_reason: str | None = None  # "cancel" or "pause" (a person), "shutdown" (the worker stops)
         self.peak_rss_kib = 0
         self.lease_lost = False
         self.publish = RunPublisher(run)
@@ -225,12 +225,16 @@ class Supervisor:
         return True
 
     def obey_stop(self, proc: subprocess.Popen) -> None:
-        """A cancel (the run is CANCELLING) or this worker shutting down: the training process is
-        asked to stop at a checkpoint (SIGINT, training/events.py), killed after the grace period."""
+        """A cancel (the run is CANCELLING), a pause (PAUSING) or this worker shutting down: the
+        training process is asked to stop at a checkpoint (SIGINT, training/events.py), killed after
+        the grace period."""
         status = Run.objects.filter(pk=self.run_row.pk).values_list("status", flat=True).first()
         if status == Status.CANCELLING and self.stop_reason != "cancel":
             self.run_row.status = Status.CANCELLING
             self.ask_to_stop(proc, "cancel")
+        elif status == Status.PAUSING and self.stop_reason not in ("pause", "cancel"):
+            self.run_row.status = Status.PAUSING
+            self.ask_to_stop(proc, "pause")
         elif _worker_stopping.is_set() and self.stop_reason is None:
             log.info("run %s: the worker stops; asking for a checkpoint", self.run_row.pk)
             self.ask_to_stop(proc, "shutdown")
@@ -238,7 +242,7 @@ class Supervisor:
             self.signal(proc, signal.SIGKILL)
 
     def ask_to_stop(self, proc: subprocess.Popen, reason: str) -> None:
-        self.stop_reason = reason  # a cancel during a shutdown wins: the run ends cancelled
+        self.stop_reason = reason  # a cancel during a shutdown or a pause wins: the run ends cancelled
         if self.signalled_at is None:
             self.signalled_at = time.monotonic()
             self.signal(proc, signal.SIGINT)
@@ -266,7 +270,7 @@ class Supervisor:
             return "lease lost: another worker or the reaper took the run"
         if self.final_status == Status.SUCCEEDED and returncode == 0:
             return self.finish(Status.SUCCEEDED)
-        if self.stop_reason == "shutdown" and not self.last_error:  # an error is the run's own
+        if self.stop_reason in ("shutdown", "pause") and not self.last_error:  # an error is the run's own
             return self.hand_back()
         if self.final_status == Status.CANCELLED or self.stop_reason == "cancel":
             return self.finish(Status.CANCELLED)
@@ -276,21 +280,28 @@ class Supervisor:
         return self.finish(Status.FAILED, message, self.last_error.get("field", ""))
 
     def hand_back(self) -> str:
-        """The worker is stopping: the run goes back to the queue, to resume from its checkpoint when
-        a worker starts (the message waits in Redis, kept on disk; a lost one is sent again)."""
+        """The run stopped at a checkpoint without ending. Paused (PAUSING: also when the pause came
+        during a shutdown), it lets go of its lease and waits for a resume. Else the worker is stopping:
+        it goes back to the queue, to resume from its checkpoint when a worker starts (the message
+        waits in Redis, kept on disk; a lost one is sent again)."""
         run = self.run_row
         with transaction.atomic():
-            mine = Run.objects.filter(pk=run.pk, lease_token=self.token, status=Status.RUNNING)
-            # Not ours any more: cancelled meanwhile (CANCELLING), or the lease was taken.
-            if not mine.update(status=Status.QUEUED, lease_token="", lease_expires_at=None):
-                return self.finish(Status.CANCELLED)
-            run.refresh_from_db()
-            where = _checkpoint_name(run) or "the start"
-            message = f"the worker stopped: the run resumes from {where} when a worker starts"
-            event = run.append_event("status", status=Status.QUEUED, message=message)
-            enqueue(run)
+            if run.settle_pause(self.token):
+                event = run.append_event("status", status=Status.PAUSED, message=paused_message(run))
+                outcome = "paused: the worker is free"
+            else:
+                mine = Run.objects.filter(pk=run.pk, lease_token=self.token, status=Status.RUNNING)
+                # Not ours any more: cancelled meanwhile (CANCELLING), or the lease was taken.
+                if not mine.update(status=Status.QUEUED, lease_token="", lease_expires_at=None):
+                    return self.finish(Status.CANCELLED)
+                run.refresh_from_db()
+                where = _checkpoint_name(run) or "the start"
+                message = f"the worker stopped: the run resumes from {where} when a worker starts"
+                event = run.append_event("status", status=Status.QUEUED, message=message)
+                enqueue(run)
+                outcome = "handed back to the queue: the worker is stopping"
         self.publish([event.as_message()], last=True)
-        return "handed back to the queue: the worker is stopping"
+        return outcome
 
     def _killed_message(self, signum: int) -> str:
         """Why a training process the lab did not signal was killed, and what to do."""

@@ -1,4 +1,4 @@
-"""Run workflows: start, cancel, resume. Tasks are enqueued only after the transaction commits."""
+"""Run workflows: start, cancel, pause, resume. Tasks are enqueued only after the transaction commits."""
 
 import functools
 import logging
@@ -120,8 +120,42 @@ def cancel_run(run: Run) -> bool:
     return changed
 
 
-def resume_run(run: Run) -> bool:
-    """Continue a cancelled, failed or lost run from its last checkpoint, in the same run and seq.
+def pause_run(run: Run, by) -> bool:
+    """Pause a queued or running run for `by` (a user): its worker stops it at a checkpoint and is free
+    for the next run, and the run holds no place in its team's quota until it is resumed (resume_run).
+
+    Raises ConfigError("status", why) when the run is neither queued nor running.
+    """
+    with transaction.atomic():
+        if not run.request_pause(by):
+            raise ConfigError("status", _why_not_pausable(run))
+        if run.status == Status.PAUSED:  # it was queued: no worker holds it
+            publish_on_commit(run, run.append_event("status", status=Status.PAUSED, message=paused_message(run)))
+        else:
+            transaction.on_commit(lambda: publish(run, []))
+    return True
+
+
+def paused_message(run: Run, why: str = "") -> str:
+    """What a paused run's status event says: where it resumes from, who paused it, and `why` it was
+    settled by someone other than its worker, if it was."""
+    if run.last_checkpoint:
+        return f"paused at {Path(run.last_checkpoint).name} (step {run.step}) by {run.paused_by_name}{why}"
+    return f"paused by {run.paused_by_name} before its first checkpoint{why}: it resumes from the start"
+
+
+def _why_not_pausable(run: Run) -> str:
+    reasons = {
+        Status.PAUSING: "is already pausing: it stops at its next checkpoint",
+        Status.PAUSED: "is already paused",
+        Status.CANCELLING: "is being cancelled",
+    }
+    return f"run {run.pk} {reasons.get(run.status, f'is {run.status}')}: only a queued or running run can be paused"
+
+
+def resume_run(run: Run, by=None) -> bool:
+    """Continue a paused, cancelled, failed or lost run from its last checkpoint (a run paused before
+    its first one: from the start), in the same run and seq, through admission like any queued run.
 
     Raises ConfigError("status", why) when the run cannot be resumed now, saying why.
     """
@@ -131,7 +165,7 @@ def resume_run(run: Run) -> bool:
         if not run.requeue(RESUMABLE, count_restart=False):  # it changed since it was read
             why = _why_not_resumable(run) or f"run {run.pk} changed meanwhile; try again"
             raise ConfigError("status", why)
-        message = f"resuming from {run.last_checkpoint}"
+        message = f"resuming from {run.last_checkpoint or 'the start'}" + (f" (resumed by {by.username})" if by else "")
         publish_on_commit(run, run.append_event("status", status=Status.QUEUED, message=message))
         enqueue(run)
     return True
@@ -144,11 +178,12 @@ def _why_not_resumable(run: Run) -> str:
         Status.QUEUED: f"is queued: it starts from {checkpoint} when a worker takes it",
         Status.RUNNING: "is running: there is nothing to resume",
         Status.CANCELLING: "is still stopping: resume it once it is cancelled",
+        Status.PAUSING: "is still pausing: resume it once it is paused",
         Status.SUCCEEDED: "has finished: there is nothing left to resume",
     }
     if run.status in reasons:
         return f"run {run.pk} {reasons[run.status]}"
-    if not run.last_checkpoint:
+    if not run.last_checkpoint and run.status != Status.PAUSED:
         no_checkpoint = "has no checkpoint to resume from: run its cell again"
         return f"run {run.pk} is {run.status} and {no_checkpoint}"
     return ""

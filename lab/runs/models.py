@@ -20,15 +20,20 @@ class Status(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     CANCELLING = "cancelling", "Cancelling"
+    PAUSING = "pausing", "Pausing"
+    PAUSED = "paused", "Paused"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     LOST = "lost", "Lost"
 
 
-ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
-HELD_BY_WORKER = (Status.RUNNING, Status.CANCELLING)
-RESUMABLE = (Status.CANCELLED, Status.FAILED, Status.LOST)
+# A paused run holds no worker, no lease and no place in the queue or in its team's quota: it is
+# neither active nor held, only resumable (from the start if it was paused before any checkpoint).
+ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING, Status.PAUSING)
+HELD_BY_WORKER = (Status.RUNNING, Status.CANCELLING, Status.PAUSING)
+RESUMABLE = (Status.CANCELLED, Status.FAILED, Status.LOST, Status.PAUSED)
+PAUSABLE = (Status.QUEUED, Status.RUNNING)
 
 
 class RunQuerySet(models.QuerySet):
@@ -79,6 +84,9 @@ class Run(models.Model):
     last_checkpoint = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
     error_field = models.CharField(max_length=100, blank=True)
+    # Who asked for the run's latest pause: the worker that stops it names them in the run's events.
+    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
 
     objects = RunQuerySet.as_manager()
 
@@ -101,7 +109,15 @@ class Run(models.Model):
 
     @property
     def can_resume(self) -> bool:
-        return self.status in RESUMABLE and bool(self.last_checkpoint)
+        return self.status in RESUMABLE and (bool(self.last_checkpoint) or self.status == Status.PAUSED)
+
+    @property
+    def can_pause(self) -> bool:
+        return self.status in PAUSABLE
+
+    @property
+    def paused_by_name(self) -> str:
+        return self.paused_by.username if self.paused_by else "a deleted user"
 
     @property
     def output_dir(self):
@@ -148,9 +164,31 @@ class Run(models.Model):
         ):
             self.refresh_from_db()
             return True
-        changed = Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(status=Status.CANCELLING)
+        # A cancel during a pause wins: the worker stops the run either way, and ends it cancelled.
+        changed = Run.objects.filter(pk=self.pk, status__in=(Status.RUNNING, Status.PAUSING)).update(status=Status.CANCELLING)
         self.refresh_from_db()
         return bool(changed)
+
+    def request_pause(self, by) -> bool:
+        """Ask for a pause. A queued run is paused at once (a message already sent for it finds it not
+        queued and ends: `claim`); a running one is stopped at a checkpoint by its worker (PAUSING)."""
+        if Run.objects.filter(pk=self.pk, status=Status.QUEUED).update(
+            status=Status.PAUSED, paused_by=by, finished_at=timezone.now(), waiting_for=""
+        ):
+            self.refresh_from_db()
+            return True
+        changed = Run.objects.filter(pk=self.pk, status=Status.RUNNING).update(status=Status.PAUSING, paused_by=by)
+        self.refresh_from_db()
+        return bool(changed)
+
+    def settle_pause(self, token: str | None = None) -> bool:
+        """PAUSING → PAUSED, the lease let go: by the worker holding `token`, its training process
+        stopped; or, without a token, by the reaper once the lease expired (the worker died)."""
+        pausing = Run.objects.filter(pk=self.pk, status=Status.PAUSING)
+        pausing = pausing.filter(lease_token=token) if token else pausing.filter(lease_expires_at__lt=timezone.now())
+        done = pausing.update(status=Status.PAUSED, lease_token="", lease_expires_at=None, finished_at=timezone.now())
+        self.refresh_from_db()
+        return bool(done)
 
     def finish(self, token: str, status: str, error: str = "", error_field: str = "") -> bool:
         done = Run.objects.filter(pk=self.pk, lease_token=token, status__in=HELD_BY_WORKER).update(
@@ -164,9 +202,10 @@ class Run(models.Model):
         return bool(done)
 
     def requeue(self, from_statuses, count_restart: bool) -> bool:
-        """Back to the queue, to continue from the last checkpoint."""
-        updates = {"status": Status.QUEUED, "lease_token": "", "lease_expires_at": None, "finished_at": None,
-                   "admitted_at": None}
+        """Back to the queue, to continue from the last checkpoint. Its next attempt has not started: a
+        run waiting for a worker holds no device, so it counts no device-hours (lab/fleet/usage.py)."""
+        updates = {"status": Status.QUEUED, "lease_token": "", "lease_expires_at": None, "started_at": None,
+                   "finished_at": None, "admitted_at": None}
         if count_restart:
             updates["restarts"] = F("restarts") + 1
         done = Run.objects.filter(pk=self.pk, status__in=from_statuses).update(**updates)
@@ -174,8 +213,9 @@ class Run(models.Model):
         return bool(done)
 
     def mark_lost(self) -> bool:
+        """A run whose worker died is lost; one that was pausing is paused instead (settle_pause)."""
         done = Run.objects.filter(
-            pk=self.pk, status__in=HELD_BY_WORKER, lease_expires_at__lt=timezone.now()
+            pk=self.pk, status__in=(Status.RUNNING, Status.CANCELLING), lease_expires_at__lt=timezone.now()
         ).update(status=Status.LOST, lease_token="", lease_expires_at=None, finished_at=timezone.now())
         self.refresh_from_db()
         return bool(done)
