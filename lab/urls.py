@@ -49,6 +49,7 @@ urlpatterns = [
     path("runs/compare/", compare.compare_runs, name="run-compare"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
+    path("runs/<int:pk>/pause/", runs.run_pause, name="run-pause"),
     path("runs/<int:pk>/resume/", runs.run_resume, name="run-resume"),
     path("runs/<int:pk>/events/", runs.run_events, name="run-events"),
     path("evaluations/<int:pk>/", evaluations.evaluation_report, name="evaluation-report"),

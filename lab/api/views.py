@@ -16,7 +16,7 @@ from lab.notebooks.actions import start_cell_run
 from lab.notebooks.forms import bind_config
 from lab.notebooks.models import Cell, Notebook
 from lab.parsers import JSONParser
-from lab.runs.actions import cancel_run, resume_run
+from lab.runs.actions import cancel_run, pause_run, resume_run
 from lab.runs.views import stored_events
 from training.config import ConfigError
 
@@ -151,10 +151,20 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(request=None, responses=s.RunSerializer)
     @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        run = self.get_object()
+        try:
+            pause_run(run, request.user)
+        except ConfigError as exc:
+            raise ValidationError({exc.field: [exc.message]}) from None
+        return Response(s.RunSerializer(run).data)
+
+    @extend_schema(request=None, responses=s.RunSerializer)
+    @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         run = self.get_object()
         try:
-            resume_run(run)
+            resume_run(run, request.user)
         except ConfigError as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
         return Response(s.RunSerializer(run).data)

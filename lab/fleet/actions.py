@@ -1,6 +1,6 @@
 """What staff do to the fleet, each kept in the audit trail (FleetAction): drain a worker (its run
-finishes, it takes nothing new) and undrain it, cancel any team's run, requeue a failed one, change a
-queued run's priority or a team's quota.
+finishes, it takes nothing new) and undrain it, cancel, pause or resume any team's run, requeue a
+failed one, change a queued run's priority or a team's quota.
 
 Draining uses Celery's own remote control: the worker stops consuming its queues
 (`cancel_consumer`) and starts again on undrain (`add_consumer`); a drained worker that restarts
@@ -15,8 +15,8 @@ from redis.exceptions import RedisError
 
 from lab.fleet.admission import admit_quietly
 from lab.fleet.models import FleetAction, TeamQuota, Worker
-from lab.runs.actions import cancel_run, resume_run
-from lab.runs.models import Run
+from lab.runs.actions import cancel_run, pause_run, resume_run
+from lab.runs.models import Run, Status
 from lab.task_client import client
 from training.config import ConfigError
 
@@ -55,6 +55,22 @@ def cancel_any_run(run: Run, actor) -> FleetAction:
     if not cancel_run(run):
         raise ConfigError("status", f"run {run.pk} is {run.status}: there is nothing to cancel")
     return _audit(actor, "cancel", f"run {run.pk}", f"team {run.team.name}, stage {run.stage}")
+
+
+def pause_any_run(run: Run, actor) -> FleetAction:
+    """Stop a queued or running run at a checkpoint, freeing its worker for the next run (ConfigError
+    saying why not, as the run page does)."""
+    pause_run(run, actor)
+    admit_quietly()  # a queued run paused frees its place at once
+    return _audit(actor, "pause", f"run {run.pk}", f"team {run.team.name}, stage {run.stage}, step {run.step}")
+
+
+def resume_any_run(run: Run, actor) -> FleetAction:
+    """A paused run back to the queue, with its priority, to continue from its last checkpoint."""
+    if run.status != Status.PAUSED:
+        raise ConfigError("status", f"run {run.pk} is {run.status}: only a paused run is resumed here (requeue the others)")
+    resume_run(run, actor)
+    return _audit(actor, "resume", f"run {run.pk}", f"from {run.last_checkpoint or 'the start'}")
 
 
 def requeue_run(run: Run, actor) -> FleetAction:

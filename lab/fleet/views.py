@@ -60,13 +60,15 @@ def workers_page(request):
 @staff_only
 def queue_page(request):
     """Running runs, then the queued ones in the order admission takes them (lab/fleet/admission.plan),
-    each with its position in its queue and why it waits; the teams' quotas below."""
+    each with its position in its queue and why it waits, then the paused ones; the teams' quotas below."""
     running = Run.objects.filter(status__in=HELD_BY_WORKER).select_related("team", "created_by").order_by("started_at", "pk")
     rows = [{"run": run} for run in running]
     rows += [{"run": d.run, "position": d.position, "why": d.why or "admitted now: a worker is free for it"}
              for d in plan()]
     rows += [{"run": run, "why": "sent: a worker takes it next"}
              for run in Run.objects.filter(status=Status.QUEUED, admitted_at__isnull=False).select_related("team", "created_by")]
+    paused = Run.objects.filter(status=Status.PAUSED).select_related("team", "created_by", "paused_by").order_by("finished_at", "pk")
+    rows += [{"run": run, "why": f"paused by {run.paused_by_name}: it waits for a resume"} for run in paused]
     teams = Team.objects.select_related("quota").order_by("name")
     return render(request, "fleet/queue.html", {"rows": rows, "teams": teams})
 
@@ -145,12 +147,16 @@ def worker_drain(request, pk):
     return redirect("fleet-workers")
 
 
+RUN_ACTIONS = {"cancel": actions.cancel_any_run, "requeue": actions.requeue_run, "pause": actions.pause_any_run,
+               "resume": actions.resume_any_run}
+
+
 @staff_only
 @require_POST
 def run_action(request, pk, action):
     run = get_object_or_404(Run.objects.select_related("team"), pk=_pk(pk))
     try:
-        done = (actions.cancel_any_run if action == "cancel" else actions.requeue_run)(run, request.user)
+        done = RUN_ACTIONS[action](run, request.user)
     except ConfigError as exc:
         messages.error(request, exc.message)
     else:

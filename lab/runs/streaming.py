@@ -39,6 +39,7 @@ def run_state(run: Run) -> dict:
         "error": run.error,
         "error_field": run.error_field,
         "can_resume": run.can_resume,
+        "can_pause": run.can_pause,
         "is_active": run.is_active,
         "last_seq": run.last_seq,
     }

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from lab import params
 from lab.access import get_run_for_user
-from lab.runs.actions import cancel_run, resume_run
+from lab.runs.actions import cancel_run, pause_run, resume_run
 from lab.runs.compare import candidates
 from lab.runs.models import Run
 from lab.runs.streaming import run_state
@@ -53,10 +53,22 @@ def run_cancel(request, pk):
 
 @login_required
 @require_POST
+def run_pause(request, pk):
+    """Stop the team's run at a checkpoint: the worker and the team's quota are free until it resumes."""
+    run = get_run_for_user(request.user, pk)
+    try:
+        pause_run(run, request.user)
+    except ConfigError as exc:
+        messages.error(request, f"{exc.field}: {exc.message}")
+    return _back(request, run)
+
+
+@login_required
+@require_POST
 def run_resume(request, pk):
     run = get_run_for_user(request.user, pk)
     try:
-        resume_run(run)
+        resume_run(run, request.user)
     except ConfigError as exc:
         messages.error(request, f"{exc.field}: {exc.message}")
     return _back(request, run)
