@@ -168,6 +168,8 @@ LAB_TRAINING_PYTHON = env_str("LAB_TRAINING_PYTHON", "")
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 LAB_REDIS_PREFIX = env_str("LAB_REDIS_PREFIX", "lab")
+# Answers a team may have queued or streaming at once (the playground and /v1/); one more is a 429.
+LAB_INFERENCE_REQUESTS_PER_TEAM = env_int("LAB_INFERENCE_REQUESTS_PER_TEAM", 16)
 
 # Django's cache (failed logins) in Redis, shared by every web process. Never call cache.clear(): it
 # empties the whole Redis database, the broker's queues included.

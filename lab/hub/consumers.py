@@ -89,6 +89,9 @@ class PlaygroundConsumer(LimitedJsonConsumer):
         except generation.GenerationUnavailable as exc:
             await self.send_json({"ref": ref, "status": 503, "detail": str(exc)})
             return
+        except generation.TooManyRequests as exc:
+            await self.send_json({"ref": ref, "status": 429, "detail": str(exc)})
+            return
         await self.send_json({"ref": ref, "started": True, "model": artifact.pk})
         self.answers[ref] = (request_id, asyncio.create_task(self._forward(ref, request_id)))
 

@@ -12,12 +12,19 @@ Items are training/serving.py's (`token`, then `done`), or one `{"type": "error"
 in place of `done` when the request or the model cannot be served (`field` names what to change, or is
 null) or when no worker answered in time (`code: "timeout"`).
 
+Requests are queued fairly between teams: a team has at most LAB_INFERENCE_REQUESTS_PER_TEAM answers
+queued or streaming at once (a Redis sorted set per team, `<prefix>:gen:team:<id>`, each entry expiring
+with its stream); one more is refused (`TooManyRequests`) rather than queued, so a team that sends a
+flood waits for its own answers, and another team's request never waits behind more than that many of
+any team's.
+
 No torch here: the web process imports this module, the worker only its `relay`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -56,6 +63,23 @@ class GenerationUnavailable(Exception):
     """The task queue cannot be reached: no request was sent."""
 
 
+class TooManyRequests(Exception):
+    """The team has as many answers queued or streaming as it may: no request was sent."""
+
+    retry_after_s = 1
+
+
+# Takes a place for a request in its team's set, unless the set (its expired entries dropped) is full.
+# KEYS[1]: the team's set; ARGV: now, the entry's expiry, the limit, the request id, the set's lifetime.
+_TAKE_A_PLACE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
 def stream_key(request_id: str) -> str:
     return f"{settings.LAB_REDIS_PREFIX}:gen:{request_id}"
 
@@ -64,13 +88,23 @@ def cancel_key(request_id: str) -> str:
     return f"{stream_key(request_id)}:cancel"
 
 
+def team_key(request_id: str) -> str:
+    """The set of the requesting team's answers (a request id begins with the team's id)."""
+    return f"{settings.LAB_REDIS_PREFIX}:gen:team:{request_id.partition('-')[0]}"
+
+
 def start_generation(artifact: Artifact, request: dict[str, Any]) -> str:
     """Send `request` (a GenerationRequest's fields) for the checkpoint `artifact` (one the caller may
     use: lab/access.py) to an inference worker; its request id. A bad request is a ConfigError naming
     the field, before anything is sent; an unreachable queue is GenerationUnavailable."""
     GenerationRequest.from_dict(request)
-    request_id = uuid.uuid4().hex
+    request_id = f"{artifact.team_id}-{uuid.uuid4().hex}"
+    limit = settings.LAB_INFERENCE_REQUESTS_PER_TEAM
     try:
+        now = time.time()
+        if not _redis().eval(_TAKE_A_PLACE, 1, team_key(request_id), now, now + STREAM_TTL_S, limit, request_id, STREAM_TTL_S):
+            raise TooManyRequests(f"your team has {limit} answers queued or streaming, as many as a team may: "
+                                  "wait for one to end")
         client.send_task("workers.generate_stream", args=[request_id, str(artifact.absolute_path), request],
                          queue=INFERENCE_QUEUE, expires=STREAM_TTL_S)
     except (OperationalError, redis.RedisError, OSError) as exc:
@@ -105,6 +139,8 @@ async def batches(request_id: str, timeout_s: float = 60) -> AsyncIterator[list[
     finally:
         if not finished:  # the reader left (or timed out): the worker need not go on
             await connection.set(cancel_key(request_id), 1, ex=STREAM_TTL_S)
+        with contextlib.suppress(redis.RedisError):  # the entry expires with the stream
+            await connection.zrem(team_key(request_id), request_id)  # the team may ask again
 
 
 async def steps(request_id: str, timeout_s: float = 60) -> AsyncIterator[dict[str, Any]]:
@@ -155,6 +191,7 @@ def relay(request_id: str, answer: Callable[[Callable[[], bool]], Iterator[dict[
     (the thread's work per write holds the interpreter's lock the generating loop needs)."""
     connection = _redis()
     if connection.exists(cancel_key(request_id)):  # cancelled while queued: the reader is gone, load nothing
+        connection.zrem(team_key(request_id), request_id)
         return
     outbox: queue.SimpleQueue = queue.SimpleQueue()
     cancelled = threading.Event()
@@ -171,6 +208,8 @@ def relay(request_id: str, answer: Callable[[Callable[[], bool]], Iterator[dict[
     finally:
         outbox.put(None)
         writer.join()
+        with contextlib.suppress(redis.RedisError):  # an answer nobody reads ends here too
+            connection.zrem(team_key(request_id), request_id)
 
 
 def _write_out(connection: redis.Redis, request_id: str, outbox: queue.SimpleQueue, cancelled: threading.Event) -> None:

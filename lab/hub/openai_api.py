@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authtoken.models import Token
 
 from lab.access import artifacts_for_user, get_artifact_for_user
-from lab.hub.generation import END_TYPES, GenerationUnavailable, batches, start_generation
+from lab.hub.generation import END_TYPES, GenerationUnavailable, TooManyRequests, batches, start_generation
 from lab.runs.models import Artifact
 from training import json_limits
 from training.config_checks import ConfigError
@@ -52,15 +52,19 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "assistant":
 
 class OpenAIError(Exception):
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error") -> None:
+                 kind: str = "invalid_request_error", retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
+        self.retry_after_s = retry_after_s
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
 
     def response(self) -> JsonResponse:
-        return JsonResponse(self.body(), status=self.status)
+        response = JsonResponse(self.body(), status=self.status)
+        if self.retry_after_s is not None:
+            response["Retry-After"] = str(self.retry_after_s)
+        return response
 
 
 def endpoint(method: str) -> Callable:
@@ -231,6 +235,9 @@ def _send(request, generation: Callable[[dict[str, Any]], dict[str, Any]]) -> tu
         raise _refused(exc.field, exc.message) from None
     except GenerationUnavailable as exc:
         raise OpenAIError(503, str(exc), kind="server_error", code="unavailable") from None
+    except TooManyRequests as exc:
+        raise OpenAIError(429, str(exc), kind="requests", code="rate_limit_exceeded",
+                          retry_after_s=exc.retry_after_s) from None
 
 
 def _refused(field: str | None, message: str) -> OpenAIError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
 
 import openai
 import pytest
@@ -15,7 +16,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from lab.hub.base_models import register_model_folder
-from lab.hub.generation import cancel, start_generation, steps
+from lab.hub.generation import TooManyRequests, _redis, batches, cancel, relay, start_generation, steps, team_key
 from lab.queues import INFERENCE_QUEUE
 from lab.runs.models import Artifact
 from tests.builders import brought_model
@@ -197,3 +198,37 @@ def test_hostile_requests_get_openai_errors_that_name_the_parameter(cast, data_d
         assert (code, error["param"]) == (status, param), (body if len(str(body)) < 200 else str(body)[:50], error)
         assert set(error) == {"message", "type", "param", "code"} and error["message"]
     assert _post(web, "/v1/completions", {"model": f"model-{mine.pk}", "prompt": "hi"}, None)[0] == 401
+
+
+@pytest.mark.django_db
+def test_a_team_that_floods_the_queue_gets_429s_while_another_team_is_still_served(cast, data_dir, settings):
+    settings.LAB_INFERENCE_REQUESTS_PER_TEAM = 2
+    for name in ("mine", "theirs"):
+        (data_dir / name).mkdir()
+    mine = Artifact.objects.create(team=cast.team, kind=Artifact.Kind.CHECKPOINT, name="mine", path="mine", sha256="0" * 64)
+    theirs = Artifact.objects.create(team=cast.other_team, kind=Artifact.Kind.CHECKPOINT, name="theirs", path="theirs",
+                                     sha256="0" * 64)
+    key = Token.objects.create(user=cast.alice).key
+    request = {"messages": [{"role": "user", "content": "hi"}], "max_new_tokens": 4}
+
+    queued = [start_generation(mine, request) for _ in range(2)]
+    with pytest.raises(TooManyRequests):
+        start_generation(mine, request)
+    response = Client().post("/v1/chat/completions", json.dumps({"model": f"model-{mine.pk}", **request}),
+                             content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 429 and response["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "rate_limit_exceeded" and "2 answers" in response.json()["error"]["message"]
+    assert start_generation(theirs, request)  # another team's place is its own
+
+    # An answer that ends (here the worker's side, with nobody reading) gives its place back; so does
+    # a reader that leaves, and a place nobody gives back expires with its stream.
+    relay(queued[0], lambda should_stop: iter([{"type": "done", "finish_reason": "stop"}]))
+    again = start_generation(mine, request)
+
+    async def leave(request_id):
+        async for _ in batches(request_id, timeout_s=0.2):
+            pass
+    asyncio.run(leave(again))
+    stale = start_generation(mine, request)
+    _redis().zadd(team_key(stale), {stale: time.time() - 1})
+    assert start_generation(mine, request)

@@ -11,6 +11,7 @@ import threading
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.test import override_settings
 
 from lab.asgi import application
 from lab.hub import generation
@@ -145,6 +146,9 @@ async def test_hostile_messages_are_answered_naming_the_field_and_another_teams_
     assert (await answer(generate(request={"prompt": "Hi", "evil": 1})))["field"] == "evil"
     assert (await answer(generate(request={"prompt": "Hi", "max_new_tokens": 10**30})))["field"] == "max_new_tokens"
     assert (await answer(json.dumps({"action": "stop", "ref": "nothing"})))["field"] == "ref"
+    with override_settings(LAB_INFERENCE_REQUESTS_PER_TEAM=0):  # the team has all its answers out
+        crowded = await answer(generate())
+    assert crowded["status"] == 429 and "as many as a team may" in crowded["detail"]
 
     await socket.send_to(text_data=generate(request={"prompt": "ROMEO:", "max_new_tokens": 2}))  # still open, still works
     assert (await socket.receive_json_from(timeout=10))["started"] is True
