@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
@@ -46,7 +47,7 @@ def _admit(run: Run) -> None:
     """Let the admitting app decide when the run goes to a worker; without one, send it now."""
     if run_waiting.has_listeners(Run):
         run_waiting.send(sender=Run, run=run)
-    else:
+    elif Run.objects.filter(pk=run.pk, status=Status.QUEUED).update(admitted_at=timezone.now()):
         send(run)
 
 

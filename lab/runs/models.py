@@ -130,10 +130,12 @@ class Run(models.Model):
     # Single-row transitions. Each is a conditional UPDATE, so two processes never both win.
 
     def claim(self, worker: str, lease_seconds: float) -> str | None:
-        """Take the lease of a queued run. Returns the lease token, or None if someone else has it."""
+        """Take the lease of a queued run that was sent (admitted). Returns the lease token, or None if
+        someone else has it, or if the run was paused and resumed since this message was sent: it waits
+        for admission again, and a message from before must not jump the queue."""
         token = str(uuid.uuid4())
         now = timezone.now()
-        claimed = Run.objects.filter(pk=self.pk, status=Status.QUEUED).update(
+        claimed = Run.objects.filter(pk=self.pk, status=Status.QUEUED, admitted_at__isnull=False).update(
             status=Status.RUNNING,
             worker=worker,
             lease_token=token,

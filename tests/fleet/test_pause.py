@@ -87,6 +87,7 @@ def test_a_queued_run_pauses_at_once_its_message_cannot_start_it_and_its_worker_
     assert resume_run(first, cast.alice)
     first.refresh_from_db()
     assert first.status == Status.QUEUED and first.admitted_at is None  # back through admission
+    assert supervise(first.pk, "gpu1@box") == "not claimed (status queued)"  # the message from before it paused
     assert _messages(first, Status.QUEUED)[-2:] == [
         "resuming from the start (resumed by alice)",
         "waiting for a free worker of 'gpu' (all are busy)",

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from lab.notebooks.models import Cell, Notebook
 from lab.runs.compare import MAX_RUNS
@@ -21,7 +22,7 @@ HUGE = "99999999999999999999"  # past 2**64
 
 def stored_run(team, cell, config: dict, events: list[dict], stage: str = "pretrain") -> Run:
     """A run whose worker stored `events` (seq and t added) through the run's own path, then succeeded."""
-    run = Run.objects.create(team=team, cell=cell, stage=stage, config=config)
+    run = Run.objects.create(team=team, cell=cell, stage=stage, config=config, admitted_at=timezone.now())
     token = run.claim("test-worker", 60)
     run.store_events([{"seq": i, "t": 1_000.0 + 2 * i, **event} for i, event in enumerate(events, 1)], token)
     run.finish(token, "succeeded")
