@@ -2,11 +2,12 @@
 models a team brings."""
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 from lab.datasets.actions import create_dataset_from_path
 from lab.notebooks.models import Cell, Notebook
-from lab.runs.models import Run
+from lab.runs.models import Run, RunEvent
 
 
 def brought_model(folder: Path, data_dir: Path, name: str) -> Path:
@@ -51,3 +52,14 @@ def seqs(run: Run) -> list[int]:
 
 def losses(run: Run) -> list[tuple[int, float]]:
     return [(e.data["step"], e.data["values"]["loss"]) for e in run.events.filter(type="metric") if "loss" in e.data.get("values", {})]
+
+
+def held(run: Run, since: datetime, until: datetime | None = None, ended: str = "succeeded") -> Run:
+    """An attempt of `run` on a worker, as the worker's status events record it: `running` at `since`,
+    then `ended` at `until` (none: it still holds its devices). lab/fleet/usage.py counts these."""
+    run.refresh_from_db(fields=["last_seq"])
+    for at, status in [(since, "running"), *([(until, ended)] if until else [])]:
+        run.last_seq += 1
+        RunEvent.objects.create(run=run, seq=run.last_seq, t=at.timestamp(), type="status", data={"status": status})
+    Run.objects.filter(pk=run.pk).update(last_seq=run.last_seq)
+    return run

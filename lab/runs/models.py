@@ -298,6 +298,8 @@ class RunEvent(models.Model):
     class Meta:
         ordering = ["seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="one_event_per_seq")]
+        # Usage and GPU-hour quotas read the status events of a period (lab/fleet/usage.py).
+        indexes = [models.Index(fields=["type", "t"], name="runevent_type_t")]
 
     def __str__(self) -> str:
         return f"run {self.run_id} #{self.seq} {self.type}"

@@ -12,6 +12,7 @@ from django.utils import timezone
 from lab.fleet import actions, admission
 from lab.fleet.models import TeamQuota, Worker
 from lab.runs.models import Run, Status
+from tests.builders import held
 
 
 @pytest.fixture
@@ -69,8 +70,9 @@ def test_gpu_hours_this_month_are_a_quota_too(cast, sent):
     TeamQuota.objects.create(team=cast.team, gpu_hours_per_month=2)
     now = timezone.now()
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    _run(cast.team, cast.alice, status=Status.SUCCEEDED, devices=2, started_at=month_start,
-         finished_at=month_start + timedelta(minutes=61))
+    used = _run(cast.team, cast.alice, status=Status.SUCCEEDED, devices=2, started_at=month_start,
+                finished_at=month_start + timedelta(minutes=61))
+    held(used, month_start, month_start + timedelta(minutes=61))
     waiting = _run(cast.team, cast.alice)
     assert admission.admit() == []
     assert Run.objects.get(pk=waiting.pk).waiting_for == "the team's quota: 2.0 of its 2 GPU-hours this month used"

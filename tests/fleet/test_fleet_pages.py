@@ -17,6 +17,7 @@ from lab.asgi import application
 from lab.fleet import actions
 from lab.fleet.models import FleetAction, Worker
 from lab.runs.models import Run, Status
+from tests.builders import held
 from tests.conftest import PASSWORD
 from tests.sockets import session_headers
 
@@ -40,6 +41,8 @@ def fleet(cast):
     stranded = Run.objects.create(team=cast.team, stage="generate", queue="inference-big", config={}, created_by=cast.carol)
     done = Run.objects.create(team=cast.other_team, stage="sft", queue="gpu", config={}, status=Status.SUCCEEDED, created_by=cast.mallory,
                               started_at=now - timedelta(days=3, hours=1), finished_at=now - timedelta(days=3))
+    held(running, now - timedelta(hours=2))
+    held(done, now - timedelta(days=3, hours=1), now - timedelta(days=3))
     return type("Fleet", (), {"gpu": gpu, "cpu": cpu, "running": running, "waiting": waiting, "stranded": stranded, "done": done})
 
 

@@ -19,6 +19,7 @@ from lab.fleet.models import FleetAction, TeamQuota, Worker
 from lab.fleet.usage import device_hours
 from lab.runs.actions import cancel_run, pause_run, resume_run
 from lab.runs.models import Run, Status
+from tests.builders import held
 from training.config import ConfigError
 from workers.recovery import reap_lost_runs
 from workers.supervisor import Supervisor, supervise
@@ -56,7 +57,7 @@ def _running(team, user, worker="gpu1@box", checkpoint=4, started_ago=timedelta(
         started_at=timezone.now() - started_ago,
         last_checkpoint=f"/data/runs/x/checkpoint-{checkpoint}" if checkpoint else "",
     )
-    return run
+    return held(run, timezone.now() - started_ago)
 
 
 def _messages(run, status):
@@ -158,26 +159,30 @@ def test_the_reaper_pauses_a_pausing_run_whose_worker_died_and_requeues_a_runnin
 def test_a_paused_run_holds_no_worker_no_quota_and_no_device_hours(cast, sent):
     gpu1 = _worker("gpu1")
     TeamQuota.objects.create(team=cast.team, max_gpus=1)
-    held = _running(cast.team, cast.alice, worker=gpu1.hostname, started_ago=timedelta(hours=2))
+    running = _running(cast.team, cast.alice, worker=gpu1.hostname, started_ago=timedelta(hours=2))
     waiting = _run(cast.team, cast.carol)
     assert admission.admit() == []
     assert Run.objects.get(pk=waiting.pk).waiting_for == "the team's quota: 1 of its 1 GPUs in use"
 
-    pause_run(held, cast.alice)
+    pause_run(running, cast.alice)
     assert admission.admit() == []  # pausing: it still holds its worker until it stopped
-    assert held.settle_pause("tok")
+    assert running.settle_pause("tok")
+    running.append_event("status", status=Status.PAUSED, message="paused")  # as its worker does
     assert admission.admit() == [waiting.pk]
 
-    def paused_hours():
+    def alices_hours():
         start = timezone.now() - timedelta(days=1)
         return next(row["hours"] for row in device_hours(start, timezone.now()) if row["user"] == "alice")
 
-    hours = paused_hours()
+    hours = alices_hours()
     assert 1.99 < hours < 2.01
     time.sleep(1.5)  # a running run would have gained 0.0004 h meanwhile
-    assert paused_hours() == hours
-    resume_run(held, cast.alice)  # queued again, it holds nothing until a worker claims it
-    assert not any(row["user"] == "alice" for row in device_hours(timezone.now() - timedelta(days=1), timezone.now()))
+    assert alices_hours() == hours
+    resume_run(running, cast.alice)  # queued again, it holds nothing until a worker claims it
+    assert alices_hours() == hours  # and the two hours it ran still count: a pause resets no quota
+    Run.objects.filter(pk=running.pk).update(status=Status.RUNNING)  # a worker took it again...
+    held(running, timezone.now() - timedelta(hours=1))  # ...an hour ago
+    assert 2.99 < alices_hours() < 3.01
 
 
 def test_who_may_pause_and_resume_and_a_clear_refusal(cast, sent):
