@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(stage: str, config_path: str, writer: EventWriter) -> int:
     try:
+        if distributed.world_size() > 1 and not STAGES[stage].multi_device:
+            raise ConfigError("devices", f"the {stage} stage runs on one device, not {distributed.world_size()}")
         cfg = STAGES[stage].config.from_dict(load_json(config_path))
     except ConfigError as e:
         writer.error(e.message, field=e.field)

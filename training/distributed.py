@@ -80,6 +80,13 @@ def check_batch(batch_size: int) -> None:
         raise ConfigError("batch_size", f"{batch_size} does not split evenly over the run's {world_size()} devices")
 
 
+def rank_batch(batch_size: int) -> int:
+    """Each rank's share of a global batch, for a Trainer's `per_device_*_batch_size` (checked as
+    `check_batch` checks it)."""
+    check_batch(batch_size)
+    return batch_size // world_size()
+
+
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The model as the ranks train it: DistributedDataParallel (gradients averaged over the ranks
     in backward), or the model itself in a world of one."""

@@ -27,6 +27,7 @@ from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 from trl.experimental.cpo import CPOConfig, CPOTrainer
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
+from training import distributed
 from training.base_model import load_base_model, load_base_tokenizer
 from training.checkpoint_evals import CheckpointEvals
 from training.checkpoint_layout import resolve_checkpoint
@@ -36,7 +37,15 @@ from training.events import Reporter
 from training.model_info import ModelInfo
 from training.runtime import pick_device, resolve_precision
 from training.sampling import stop_token_ids
-from training.sft import export_weights, generate_samples, load_model, loop_arguments, lora_config, split_conversations
+from training.sft import (
+    export_weights,
+    generate_samples,
+    load_model,
+    loop_arguments,
+    lora_config,
+    sharding_arguments,
+    split_conversations,
+)
 from training.stage_shape import setup_then_fit
 from training.trainer_events import ReporterCallback, tokens_seen, train_to_the_end
 
@@ -88,7 +97,9 @@ def fit(run: DpoRun) -> Path | None:
 def setup(cfg: DpoConfig, reporter: Reporter) -> DpoRun:
     hf_logging.disable_progress_bar()
     datasets.disable_progress_bars()  # trl's tokenizing maps would fill stderr with bars
-    device = pick_device(cfg.device)
+    distributed.check_batch(cfg.batch_size)
+    cfg.check_devices(distributed.world_size())
+    device = distributed.start(pick_device(cfg.device))
     precision = resolve_precision(cfg.precision, device)
     resume_dir = resolve_checkpoint(cfg.resume_from) if cfg.resume_from else None
 
@@ -120,7 +131,8 @@ def setup(cfg: DpoConfig, reporter: Reporter) -> DpoRun:
         log_keys={k: k for k in PREFERENCE_KEYS},
         checkpoint_evals=CheckpointEvals(cfg.eval_tasks, reporter),
     )
-    trainer = make_trainer(cfg, model, tokenizer, train, held_out, loop_arguments(cfg, device, precision), callback)
+    loop = loop_arguments(cfg, device, precision) | sharding_arguments(cfg, device)
+    trainer = make_trainer(cfg, model, tokenizer, train, held_out, loop, callback)
     trainer.remove_callback(PrinterCallback)  # it prints every log line: the events carry them
     callback.summary["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     return DpoRun(cfg, trainer, tokenizer, callback, info, resume_dir)
@@ -128,9 +140,11 @@ def setup(cfg: DpoConfig, reporter: Reporter) -> DpoRun:
 
 def make_trainer(cfg: DpoConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: list[dict],
                  held_out: list[dict], loop: dict[str, Any], callback: ReporterCallback) -> Trainer:
-    """The trl trainer of `cfg.loss_type`, on the lab's training-loop arguments."""
+    """The trl trainer of `cfg.loss_type`, on the lab's training-loop arguments. `batch_size` is the
+    global batch: under torchrun each rank takes its share."""
+    batch = distributed.rank_batch(cfg.batch_size)
     loop = loop | {
-        "per_device_train_batch_size": cfg.batch_size, "per_device_eval_batch_size": cfg.batch_size,
+        "per_device_train_batch_size": batch, "per_device_eval_batch_size": batch,
         "gradient_accumulation_steps": cfg.grad_accum, "activation_checkpointing": False,
         "max_length": cfg.max_length, "beta": cfg.beta,
     }

@@ -30,6 +30,7 @@ from transformers.utils import logging as hf_logging
 from trl import SFTConfig, SFTTrainer
 from trl.chat_template_utils import get_training_chat_template
 
+from training import distributed
 from training.base_model import load_base_model, load_base_tokenizer
 from training.chat_templates import marked_template
 from training.checkpoint_evals import CheckpointEvals
@@ -40,7 +41,7 @@ from training.events import Reporter
 from training.model_info import ModelInfo
 from training.runtime import pick_device, resolve_precision, weights_dtype
 from training.sampling import stop_token_ids
-from training.sft_config import LoraFields, SftConfig
+from training.sft_config import FSDP_NEEDS_CUDA, LoraFields, SftConfig, ShardingField
 from training.stage_shape import setup_then_fit
 from training.trainer_events import ReporterCallback, checkpoint_folder, tokens_seen, train_to_the_end
 
@@ -80,7 +81,8 @@ def fit(run: SftRun) -> Path | None:
 def setup(cfg: SftConfig, reporter: Reporter) -> SftRun:
     hf_logging.disable_progress_bar()
     datasets.disable_progress_bars()  # trl's tokenizing maps would fill stderr with bars
-    device = pick_device(cfg.device)
+    distributed.check_batch(cfg.batch_size)
+    device = distributed.start(pick_device(cfg.device))
     precision = resolve_precision(cfg.precision, device)
     resume_dir = resolve_checkpoint(cfg.resume_from) if cfg.resume_from else None
 
@@ -200,7 +202,8 @@ def _load_4bit(cfg: SftConfig) -> tuple[PreTrainedModel, ModelInfo]:
         bnb_4bit_compute_dtype=torch.bfloat16,
     )
     model, info = load_base_model(
-        cfg.base_model, dtype=torch.bfloat16, quantization_config=quantization, device_map={"": 0}
+        cfg.base_model, dtype=torch.bfloat16, quantization_config=quantization,
+        device_map={"": torch.cuda.current_device()},  # this rank's GPU (distributed.start chose it)
     )
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     return model, info
@@ -252,7 +255,16 @@ def loop_arguments(cfg: Any, device: torch.device, precision: str) -> dict[str, 
         "save_steps": cfg.checkpoint_every_steps or 500,
         "report_to": "none",
         "disable_tqdm": True,
+        "ddp_find_unused_parameters": False,  # every trainable weight takes part: skip DDP's search for idle ones
     }
+
+
+def sharding_arguments(cfg: ShardingField, device: torch.device) -> dict[str, Any]:
+    """The Trainer arguments of `sharding`: FSDP (transformers' default, FSDP2 with each decoder
+    layer a unit) when the run has several devices and asks for it; else DDP, or one device."""
+    if cfg.sharding == "fsdp" and device.type != "cuda":  # `device: auto` found no GPU
+        raise ConfigError("sharding", FSDP_NEEDS_CUDA)
+    return {"fsdp": cfg.sharding == "fsdp" and distributed.world_size() > 1}
 
 
 def trainer_config(cfg: SftConfig, device: torch.device, precision: str, loss_mode: str) -> SFTConfig:
@@ -260,11 +272,14 @@ def trainer_config(cfg: SftConfig, device: torch.device, precision: str, loss_mo
     # optimizer step: trl's padding-free collator joins a batch's rows into one sequence, and
     # without a varlen kernel (flash attention) its block-diagonal attention then costs
     # (rows * max_length)^2 instead of rows * max_length^2 (measured: half the speed at 4 x 512).
-    rows_per_pass, passes = (1, cfg.batch_size * cfg.grad_accum) if cfg.packing else (cfg.batch_size, cfg.grad_accum)
+    # `batch_size` is the global batch: under torchrun each rank takes its share.
+    batch = distributed.rank_batch(cfg.batch_size)
+    rows_per_pass, passes = (1, batch * cfg.grad_accum) if cfg.packing else (batch, cfg.grad_accum)
     return SFTConfig(
         **loop_arguments(cfg, device, precision),
+        **sharding_arguments(cfg, device),
         per_device_train_batch_size=rows_per_pass,
-        per_device_eval_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=batch,
         gradient_accumulation_steps=passes,
         activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
         max_length=cfg.max_length,
@@ -356,12 +371,15 @@ def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Pa
 
 
 def _write_atomically(final: Path, write: Any) -> Path:
-    """Write a folder under a temporary name and rename it: a folder that exists is whole."""
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    """Write a folder under a temporary name and rename it: a folder that exists is whole. Under
+    torchrun rank 0 writes it while the other ranks wait."""
+    if distributed.is_main():
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    distributed.barrier()
     return final.resolve()
 
 

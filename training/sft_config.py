@@ -28,6 +28,9 @@ METHODS = ("full", "lora", "qlora")
 LOSS_ON = ("assistant", "all")
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SHARDINGS = ("ddp", "fsdp")
+FSDP_NEEDS_CUDA = ("fsdp needs GPUs: transformers' Trainer (through accelerate) shards a model only over CUDA "
+                   "devices and would quietly fall back to ddp on CPUs; use ddp")
 
 
 @dataclass(kw_only=True)
@@ -46,9 +49,29 @@ class LoraFields:
     """Linear layers that get adapters, by name (`q_proj`, `v_proj`), or `all-linear`."""
 
 
+@dataclass(kw_only=True)
+class ShardingField:
+    """How a Trainer stage spreads its model over several devices (a run that asks for more than one,
+    launched under torchrun); declared once for every stage that can."""
+
+    sharding: str = "ddp"
+    """On several devices: `ddp`, each device holds the whole model and the gradients are averaged;
+    `fsdp` (GPUs only, full fine-tuning), the weights, gradients and optimizer state are split over
+    the devices, for a model too large for one. On one device it changes nothing."""
+
+    def _check_sharding(self) -> None:
+        require_choice("sharding", self.sharding, SHARDINGS)
+        if self.sharding != "fsdp":
+            return
+        if self.device == "cpu":
+            raise ConfigError("sharding", FSDP_NEEDS_CUDA)
+        if self.method != "full":  # type: ignore[attr-defined]
+            raise ConfigError("sharding", "fsdp shards a full fine-tune; LoRA's adapters are small: use ddp")
+
+
 @own_fields_first
 @dataclass(kw_only=True)
-class SftConfig(EvaluatedCheckpoints, TimedCheckpoints, TrainingLoopConfig, LoraFields):
+class SftConfig(EvaluatedCheckpoints, TimedCheckpoints, TrainingLoopConfig, LoraFields, ShardingField):
     """Supervised fine-tuning of a causal LM on conversations, with trl's SFTTrainer."""
 
     PRECISIONS: ClassVar[tuple[str, ...]] = PRECISIONS
@@ -110,6 +133,7 @@ class SftConfig(EvaluatedCheckpoints, TimedCheckpoints, TrainingLoopConfig, Lora
         if self.max_steps == 0 and not self.epochs > 0:
             raise ConfigError("epochs", "must be greater than 0 when max_steps is 0")
         check_lora(self)
+        self._check_sharding()
         if any(not p.strip() for p in self.sample_prompts):
             raise ConfigError("sample_prompts", "must not contain an empty prompt")
         self._check_training_loop()

@@ -5,6 +5,11 @@ Trainer logs become `metric` events with the lab's keys, evaluations become eval
 `sample` events, given a sampler), saves become `checkpoint` events, and a stop request
 (SIGINT/SIGTERM) ends training at the end of the current step with a checkpoint, as the pretrain
 loop does.
+
+Under torchrun every rank runs the Trainer and this callback: the ranks agree each step whether any
+of them was asked to stop (and, by rank 0's clock, whether a timed checkpoint is due), so all stop
+or save at the same step; rank 0 alone scores checkpoints (the others' events go nowhere:
+training/__main__.py).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from training import distributed
 from training.checkpoint_evals import CheckpointEvals
 from training.events import Reporter
 
@@ -100,7 +106,7 @@ class ReporterCallback(TrainerCallback):
         resumed = state.global_step or None
         self.reporter.status(
             "running", total_steps=state.max_steps, step=state.global_step,
-            summary={**self.summary, "resumed_from_step": resumed},
+            summary={**self.summary, "devices": args.world_size, "resumed_from_step": resumed},
         )
         self._last_save = time.monotonic()
 
@@ -118,13 +124,14 @@ class ReporterCallback(TrainerCallback):
             # The end: log what is left, evaluate (and sample) once more, save. The default flow
             # does some of this; asking twice is harmless.
             control.should_log = control.should_evaluate = control.should_save = True
-        elif self.reporter.should_stop():
+        elif distributed.any_rank(self.reporter.should_stop(), args.device):
             self.reporter.log(f"stop requested: stopping at step {state.global_step}")
             self.stopped = True
             control.should_training_stop = True
             control.should_log = control.should_save = True
             control.should_evaluate = False  # exit promptly: the checkpoint is what matters
-        elif self.checkpoint_every_s and time.monotonic() - self._last_save >= self.checkpoint_every_s:
+        elif self.checkpoint_every_s and distributed.any_rank(
+                distributed.is_main() and time.monotonic() - self._last_save >= self.checkpoint_every_s, args.device):
             control.should_save = True
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
@@ -171,6 +178,8 @@ class ReporterCallback(TrainerCallback):
             self.reporter.metric(state.global_step, values)
             self.last.update(values)
         if self.sampler is not None and model is not None:
+            # Every rank generates (rank 0's are reported): no slower than the others waiting for
+            # rank 0, and a sharded (FSDP) model needs all ranks for each forward.
             for prompt, text in self.sampler(model):
                 self.reporter.sample(state.global_step, prompt, text)
 
@@ -179,7 +188,7 @@ class ReporterCallback(TrainerCallback):
         self._last_save = time.monotonic()
         folder = checkpoint_folder(args.output_dir, state.global_step)
         self.reporter.checkpoint(state.global_step, str(folder.resolve()))
-        if self.checkpoint_evals is not None:
+        if self.checkpoint_evals is not None and distributed.is_main():
             self.checkpoint_evals(state.global_step, folder)
 
 
@@ -187,7 +196,7 @@ def train_to_the_end(trainer: Trainer, callback: ReporterCallback, resume_dir: P
     """Train, resuming from `resume_dir` if given; True when the run reached its last step. A stop
     asked before or during training is reported as cancelled at the step it came to, and is False."""
     reporter = callback.reporter
-    if reporter.should_stop():
+    if distributed.any_rank(reporter.should_stop(), trainer.args.device):
         reporter.status("cancelled", step=trainer.state.global_step)
         return False
     trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)

@@ -23,7 +23,7 @@ def test_a_cpu_only_worker_offers_its_cores_and_a_gpu_worker_its_gpus(cast):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("stage", "devices", "message"), [
-    ("sft", 2, "the sft stage runs on one device, not 2"),
+    ("reward", 2, "the reward stage runs on one device, not 2"),
     ("pretrain", 0, "a run needs at least one device, not 0"),
     ("pretrain", -3, "a run needs at least one device, not -3"),
 ])

@@ -23,7 +23,7 @@ STAGE_OF = {
     "sft-lora": "sft", "classify": "classify", "generate": "generate",
 }
 TRAINERS = ("sft-full", "sft-lora", "classify")  # they resume from a Trainer's `checkpoint-N/`
-ADDED_SINCE = {"eval_tasks": []}
+ADDED_SINCE = {"eval_tasks": [], "sharding": "ddp"}
 """Fields a stage config gained after the files were saved, at the defaults that keep their meaning."""
 
 
