@@ -21,5 +21,8 @@ def start_cell_run(cell: Cell, user) -> Run:
         raise ConfigError("run", "this cell is already running: cancel it first")
     stage, queue = RUNNABLE[cell.kind]
     inputs, frozen = resolve_and_freeze_inputs(cell)
-    config = asdict(training_config(cell, inputs, output_dir=PENDING_OUTPUT_DIR))
-    return create_run(cell.notebook.team, stage, queue, config, frozen, user, cell=cell)
+    config = training_config(cell, inputs, output_dir=PENDING_OUTPUT_DIR)
+    devices = cell.config.get("devices", 1)
+    if check_devices := getattr(config, "check_devices", None):  # a config that trains on one only (dpo's kto)
+        check_devices(devices)
+    return create_run(cell.notebook.team, stage, queue, asdict(config), frozen, user, cell=cell, devices=devices)

@@ -52,6 +52,9 @@ class InputSpec:
 SET_BY_LAB = frozenset({"corpus_path", "corpus_format", "input_path", "input_format", "tokenizer_path", "output_dir",
                         "resume_from", "init_from", "base_model", "dataset_path", "dataset_format", "models",
                         "prompts_path", "prompts_format", "reference_model", "reward_model", "eval_tasks"})
+# Fields of a cell's form that set its runs, not its stage's config: how many devices a run asks for
+# (Run.devices), shown by the kinds whose stage trains on several.
+RUN_FIELDS = frozenset({"devices"})
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,15 @@ class CellKind:
     @property
     def input_keys(self) -> set[str]:
         return {spec.key for spec in self.inputs}
+
+    @property
+    def multi_device(self) -> bool:
+        """A run may ask for several devices (its stage trains under torchrun): the form asks how many."""
+        return self.runnable and self.training_stage.multi_device
+
+    def stage_settings(self, config: dict) -> dict:
+        """A cell's config without what is not its stage's: its inputs and the run's own fields."""
+        return {k: v for k, v in config.items() if k not in self.input_keys and k not in RUN_FIELDS}
 
     @property
     def partial(self) -> str:

@@ -51,6 +51,8 @@ LABELS = {
     "compile": "Compile the model",
     "gradient_checkpointing": "Gradient checkpointing",
     "device": "Device",
+    "devices": "Devices",
+    "sharding": "Sharding over devices",
     "eval_every": "Evaluate every (steps)",
     "eval_batches": "Evaluation batches",
     "log_every": "Log every (steps)",

@@ -25,6 +25,7 @@ CHOICES = {
     "algorithm": [("bpe", "byte-level BPE"), ("unigram", "Unigram (SentencePiece-style)"), ("wordpiece", "WordPiece")],
     "preset": [(name, name) for name in presets.PRESETS],
     "device": [("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")],
+    "sharding": [("ddp", "DDP: a whole model on each device"), ("fsdp", "FSDP: the model split over the devices (GPUs)")],
 }
 # Words for the values of fields whose allowed values differ between stages (a kind's `options`).
 OPTION_LABELS = {
@@ -84,6 +85,19 @@ def _typed_field(stage_options: dict, f: dataclasses.Field, hint, help_text: str
     return forms.CharField(initial=default, required=False, help_text=help_text)
 
 
+MAX_DEVICES = 16
+"""The most devices a run may ask for: one machine's (runs across machines are not built)."""
+
+
+def devices_field() -> forms.IntegerField:
+    return forms.IntegerField(
+        min_value=1, max_value=MAX_DEVICES, initial=1, label=LABELS["devices"],
+        help_text=help_html("How many devices the run trains on at once (GPUs; on a CPU worker, processes), one "
+                            "process each under torchrun; `batch_size` stays the whole batch, split over them. "
+                            "The run waits for a worker with that many free."),
+    )
+
+
 class CellConfigForm(forms.Form):
     """The form of a cell kind that runs a stage: its input pickers, then the stage's config fields."""
 
@@ -104,6 +118,8 @@ class CellConfigForm(forms.Form):
         for f in dataclasses.fields(self.config_class):
             if f.name not in SET_BY_LAB:
                 self.fields[f.name] = _form_field(kind.options, f, hints[f.name], docs.get(f.name, ""))
+        if kind.multi_device:
+            self.fields["devices"] = devices_field()
         # Lists of strings, edited as text: one item a line (LINE_LISTS) or comma-separated.
         self.text_lists = {name for name in self.fields
                            if typing.get_origin(hints.get(name)) is list and name not in self.json_lists}
@@ -142,8 +158,7 @@ class CellConfigForm(forms.Form):
         if inputs is not None:
             training_config(probe, inputs, output_dir="/validate/run")
         elif placeholders := CELL_KINDS[self.cell.kind].placeholder_paths:
-            config = {k: v for k, v in data.items() if k not in input_keys(self.cell.kind)}
-            self.config_class.from_dict({**config, **placeholders})
+            self.config_class.from_dict({**CELL_KINDS[self.cell.kind].stage_settings(data), **placeholders})
         else:
             check_limits(types.SimpleNamespace(**data))  # the stage's other checks read its inputs' files
 

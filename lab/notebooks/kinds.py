@@ -174,8 +174,7 @@ def training_config(cell: Cell, inputs: dict, output_dir: str):
     kind = CELL_KINDS[cell.kind]
     if not kind.runnable:
         raise ConfigError("kind", f"a {cell.kind} cell does not run")
-    user_config = {k: v for k, v in cell.config.items() if k not in kind.input_keys}
-    config = kind.config_class.from_dict({**user_config, **kind.paths(inputs, output_dir)})
+    config = kind.config_class.from_dict({**kind.stage_settings(cell.config), **kind.paths(inputs, output_dir)})
     if kind.check:
         kind.check(config, inputs)
     return config
