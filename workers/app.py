@@ -8,9 +8,17 @@ import django
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 from celery.worker import state
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lab.settings")
 django.setup()
+# No PostgreSQL connection pool in a worker. A prefork pool process inherits the pool of the main
+# process, and Celery's Django fixup closes it there: each close tells the server to end a session
+# the main process still uses, so its heartbeats failed after every run and the worker looked
+# offline to admission, which then held the next run back until a beat got through. A pool process
+# lives for one task, and the main process connects once a heartbeat: a pool saves them nothing.
+for database in settings.DATABASES.values():
+    database.get("OPTIONS", {}).pop("pool", None)
 
 app = Celery("lab")
 app.config_from_object("django.conf:settings", namespace="CELERY")
