@@ -113,8 +113,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests run a real worker process against the test database, so it must be a file.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-lab.sqlite3")}
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # A new PostgreSQL connection per request costs ~8 ms and a server process; a pool per process
-    # keeps them open (Django 5.1+; Celery's prefork children close the pool they inherit).
+    # A new PostgreSQL connection per request costs ~8 ms and a server process; a pool per web process
+    # keeps them open (Django 5.1+). Celery workers drop it: a forked pool would break (workers/app.py).
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1, "max_size": env_int("LAB_DB_POOL_SIZE", 10), "timeout": 20}
 
