@@ -59,14 +59,16 @@ def workers_page(request):
 
 @staff_only
 def queue_page(request):
-    """Running runs, then the queued ones in the order admission takes them (lab/fleet/admission.plan),
-    each with its position in its queue and why it waits, then the paused ones; the teams' quotas below."""
+    """Running runs, then the queued ones in the order they start: those already sent (workers take
+    them first, in the order sent), then those that wait, in the order admission takes them
+    (lab/fleet/admission.plan), each with its position in its queue and why it waits; then the
+    paused ones; the teams' quotas below."""
     running = Run.objects.filter(status__in=HELD_BY_WORKER).select_related("team", "created_by").order_by("started_at", "pk")
     rows = [{"run": run} for run in running]
+    sent = Run.objects.filter(status=Status.QUEUED, admitted_at__isnull=False).select_related("team", "created_by")
+    rows += [{"run": run, "why": "sent: a worker takes it next"} for run in sent.order_by("admitted_at", "pk")]
     rows += [{"run": d.run, "position": d.position, "why": d.why or "admitted now: a worker is free for it"}
              for d in plan()]
-    rows += [{"run": run, "why": "sent: a worker takes it next"}
-             for run in Run.objects.filter(status=Status.QUEUED, admitted_at__isnull=False).select_related("team", "created_by")]
     paused = Run.objects.filter(status=Status.PAUSED).select_related("team", "created_by", "paused_by").order_by("finished_at", "pk")
     rows += [{"run": run, "why": f"paused by {run.paused_by_name}: it waits for a resume"} for run in paused]
     teams = Team.objects.select_related("quota").order_by("name")
