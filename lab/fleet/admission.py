@@ -66,13 +66,14 @@ def _month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _fleet(now: datetime) -> _Fleet:
+def _fleet(now: datetime, runs: list[Run]) -> _Fleet:
+    """The free workers and the teams' use, given every held or queued run (`runs`)."""
     online = [w for w in Worker.objects.filter(stopped_at__isnull=True, draining=False) if w.state == Worker.State.ONLINE]
-    held = Run.objects.filter(status__in=HELD_BY_WORKER)
-    busy = set(held.values_list("worker", flat=True))
+    busy = {run.worker for run in runs if run.status in HELD_BY_WORKER}
     fleet = _Fleet(free=[w for w in online if w.hostname not in busy])
-    for run in held.filter(queue=GPU_QUEUE) | Run.objects.filter(status=Status.QUEUED, admitted_at__isnull=False, queue=GPU_QUEUE):
-        fleet.gpus_in_use[run.team_id] = fleet.gpus_in_use.get(run.team_id, 0) + run.devices
+    for run in runs:
+        if run.queue == GPU_QUEUE and (run.status in HELD_BY_WORKER or run.admitted_at is not None):
+            fleet.gpus_in_use[run.team_id] = fleet.gpus_in_use.get(run.team_id, 0) + run.devices
     fleet.quotas = {q.team_id: q for q in TeamQuota.objects.all()}
     if any(q.gpu_hours_per_month is not None for q in fleet.quotas.values()):
         for row in device_hours(_month_start(now), now, by_team_id=True):
@@ -106,14 +107,17 @@ def _no_worker(run: Run, workers: list[Worker]) -> str:
 def plan(now: datetime | None = None) -> list[Decision]:
     """Every queued run, in the order admission takes them: which go now, and why the others wait."""
     now = now or timezone.now()
-    fleet = _fleet(now)
+    # The runs are read at once: a worker claiming its sent run between two reads would be seen neither
+    # busy nor awaited, and a second run sent to it while it trains.
+    runs = list(Run.objects.filter(status__in=(*HELD_BY_WORKER, Status.QUEUED)).select_related("team", "created_by"))
+    fleet = _fleet(now, runs)
     workers = list(Worker.objects.all())
-    queued = Run.objects.filter(status=Status.QUEUED).select_related("team", "created_by")
+    queued = [run for run in runs if run.status == Status.QUEUED]
     # Admitted runs not yet claimed hold their message in the queue: each will take a free worker first.
-    for run in queued.filter(admitted_at__isnull=False).order_by("admitted_at", "pk"):
+    for run in sorted((r for r in queued if r.admitted_at), key=lambda r: (r.admitted_at, r.pk)):
         fleet.take(run)
     decisions, positions = [], {}
-    for run in queued.filter(admitted_at__isnull=True).order_by("-priority", "created_at", "pk"):
+    for run in sorted((r for r in queued if not r.admitted_at), key=lambda r: (-r.priority, r.created_at, r.pk)):
         positions[run.queue] = positions.get(run.queue, 0) + 1
         decision = Decision(run, positions[run.queue])
         decision.why = _over_quota(run, fleet)

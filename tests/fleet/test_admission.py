@@ -54,6 +54,26 @@ def test_runs_go_in_priority_then_age_order_and_only_as_workers_free_up(cast, se
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_worker_claiming_its_run_while_admission_plans_is_not_taken_for_free(cast, sent, monkeypatch):
+    """Admission reads the runs once: a claim landing between its reads (here while it reads the month's
+    GPU-hours) must not make the claiming worker look free, nor send a second run to it."""
+    gpu1 = _worker("gpu1")
+    TeamQuota.objects.create(team=cast.team, gpu_hours_per_month=100)
+    first = _run(cast.team, cast.alice)
+    assert admission.admit() == [first.pk]
+    second = _run(cast.team, cast.alice)
+    hours = admission.device_hours
+
+    def claimed_meanwhile(*args, **kwargs):
+        assert first.claim(gpu1.hostname, 30)
+        return hours(*args, **kwargs)
+
+    monkeypatch.setattr(admission, "device_hours", claimed_meanwhile)
+    assert admission.admit() == []
+    assert Run.objects.get(pk=second.pk).waiting_for == "a free worker of 'gpu' (all are busy)"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_team_at_its_quota_waits_while_another_teams_run_goes(cast, sent):
     _worker("gpu1"), _worker("gpu2"), _worker("gpu3")
     TeamQuota.objects.create(team=cast.team, max_gpus=1)
