@@ -7,6 +7,7 @@ on the same machine, from its start to its first step. Both include the training
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,9 +25,24 @@ def _first_step_t(run) -> float:
     return min(e.t for e in run.events.filter(type="metric") if e.data.get("step", 0) >= 1)
 
 
-def _through_the_lab(lab: BenchLab, first_cell, second_cell, user) -> tuple[float, dict]:
+def _phases(first, second) -> dict[str, float]:
+    """Where the seconds from the first run's end to the second's first step went, as the lab recorded
+    them: admitted (the run sent to the broker), claimed (the worker's pool process took the message
+    and the run's lease), launched (the supervisor started the training process), and the training
+    process's own start up to its first step, which the direct start has too."""
+    launched = second.events.get(type="status", data__status="running", data__message="started").t
+    ends = {"admitted": second.admitted_at.timestamp(), "claimed": second.started_at.timestamp(),
+            "launched": launched, "first_step": _first_step_t(second)}
+    phases, before = {}, first.finished_at.timestamp()
+    for name, t in ends.items():
+        phases[name] = t - before
+        before = t
+    return phases
+
+
+def _through_the_lab(lab: BenchLab, first_cell, second_cell, user) -> tuple[float, dict, dict]:
     """Queue two runs on the one worker; the second waits for the first. Seconds from the first's end
-    to the second's first step, and the second's config (for the direct start)."""
+    to the second's first step, its phases, and the second's config (for the direct start)."""
     from lab.notebooks.actions import start_cell_run
 
     for cell in (first_cell, second_cell):
@@ -36,7 +52,7 @@ def _through_the_lab(lab: BenchLab, first_cell, second_cell, user) -> tuple[floa
     second = start_cell_run(second_cell, user)
     lab.wait(first)
     lab.wait(second)
-    return _first_step_t(second) - first.finished_at.timestamp(), second.config
+    return _first_step_t(second) - first.finished_at.timestamp(), _phases(first, second), second.config
 
 
 def _directly(config: dict) -> float:
@@ -57,6 +73,7 @@ def _directly(config: dict) -> float:
 
 
 def main(pairs: int = 3) -> dict:
+    load_before = os.getloadavg()[0]
     with BenchLab() as lab:
         from lab.notebooks.models import Cell
 
@@ -64,14 +81,20 @@ def main(pairs: int = 3) -> dict:
         run_cell(lab, tokenizer, user, vocab_size=2048)
         second = Cell.objects.create(notebook=pretrain.notebook, position=pretrain.position + 100, kind=pretrain.kind,
                                      title="second", config=pretrain.config)
-        lab_s, direct_s = [], []
+        lab_s, direct_s, phases = [], [], []
         for _ in range(pairs):  # interleaved, so that drift in the machine hits both alike
-            through_lab, config = _through_the_lab(lab, pretrain, second, user)
+            through_lab, run_phases, config = _through_the_lab(lab, pretrain, second, user)
             lab_s.append(through_lab)
+            phases.append(run_phases)
             direct_s.append(_directly(config))
     added = [a - d for a, d in zip(lab_s, direct_s, strict=True)]
     median = statistics.median(added)
     return {"admission": {
         "config": CONFIG, "lab_free_to_first_step_s": lab_s, "direct_start_to_first_step_s": direct_s,
         "added_s": added, "median_added_s": median, "goal": "<= 1 s added", "met": median <= 1.0,
+        "lab_phases_s": phases,
+        "median_phases_s": {name: statistics.median(p[name] for p in phases) for name in phases[0]},
+        # The lab's own part, without the training process's start (which both sides pay, with the noise of a shared machine).
+        "median_free_to_launch_s": statistics.median(p["admitted"] + p["claimed"] + p["launched"] for p in phases),
+        "load_average_1min": [load_before, os.getloadavg()[0]],
     }}
