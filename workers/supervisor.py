@@ -50,13 +50,15 @@ def worker_stopping(*_) -> None:
     _worker_stopping.set()
 
 
-def _stop_with_the_worker() -> None:
+def _stop_with_the_worker() -> object:
     """In a prefork pool process SIGTERM exits at once (billiard's handler), the training process
     with it; make it ask for a stop at a checkpoint instead. In Celery's main process (a solo pool)
-    SIGTERM stays Celery's warm shutdown, which workers.app relays to the run."""
+    SIGTERM stays Celery's warm shutdown, which workers.app relays to the run. Returns the handler
+    it replaced (None where it replaced none)."""
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread and current_process().name != "MainProcess":
-        signal.signal(signal.SIGTERM, worker_stopping)
+        return signal.signal(signal.SIGTERM, worker_stopping)
+    return None
 
 
 def _die_with_parent() -> None:
@@ -72,8 +74,15 @@ def supervise(run_id: int, hostname: str) -> str:
     token = run.claim(hostname, settings.LAB_LEASE_SECONDS)
     if token is None:
         return f"not claimed (status {run.status})"  # a duplicate delivery, or cancelled while queued
-    _stop_with_the_worker()
-    return Supervisor(run, token).run()
+    replaced = _stop_with_the_worker()
+    try:
+        return Supervisor(run, token).run()
+    finally:
+        if replaced is not None:
+            # The run is over: a pool process that has handed in its last result must die when the
+            # pool's main process SIGTERMs it, not sleep out billiard's exit second while the next
+            # run waits for a fresh pool process (worker_max_tasks_per_child=1).
+            signal.signal(signal.SIGTERM, replaced)
 
 
 class Supervisor:
@@ -148,7 +157,15 @@ class Supervisor:
             proc = self.launch(self.write_config())
         except OSError as exc:
             return self.finish(Status.FAILED, f"could not start the training process: {exc}")
-        yield_cpu_to_training()
+        restore_cpu = yield_cpu_to_training()
+        try:
+            self.relay(proc)
+        finally:
+            restore_cpu()
+        return self.conclude(proc.returncode)
+
+    def relay(self, proc: subprocess.Popen) -> None:
+        """Store and publish the training process's events, renew the lease and obey stops until it has exited."""
         reader_done = False
         next_heartbeat = time.monotonic() + settings.LAB_HEARTBEAT_SECONDS
         next_status_check = 0.0
@@ -167,7 +184,6 @@ class Supervisor:
                 break
             if reader_done and self.reap(proc):
                 break
-        return self.conclude(proc.returncode)
 
     def reap(self, proc: subprocess.Popen, block: bool = False) -> bool:
         """True once the training process has exited; keeps its peak memory (ru_maxrss)."""
@@ -365,8 +381,9 @@ def _mib(size: int) -> str:
     return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
-def yield_cpu_to_training() -> None:
-    """Lower this worker's CPU priority below the training process it started.
+def yield_cpu_to_training():
+    """Lower this worker's CPU priority below the training process it started, until the returned
+    function is called.
 
     Linux keeps a nice value per thread, so every thread is reniced; and with autogroup scheduling
     (on by default) CPU is shared first between sessions, so the nice value of this worker's
@@ -378,7 +395,24 @@ def yield_cpu_to_training() -> None:
         except OSError:
             pass
     try:
+        before = _autogroup_nice()
+        _set_autogroup_nice(RELAY_NICENESS)
+    except (OSError, ValueError):
+        return lambda: None  # no autogroup scheduling in this kernel
+    # The session is the worker's: its main process receives the next run and forks the pool process
+    # that claims and launches it, at its own priority again once this run is over (a nice value of
+    # 0 or more needs no privilege). The threads reniced above end with this pool process.
+    return lambda: _set_autogroup_nice(before)
+
+
+def _autogroup_nice() -> int:
+    with open("/proc/self/autogroup") as group:
+        return int(group.read().split()[-1])  # "/autogroup-42 nice 0"
+
+
+def _set_autogroup_nice(nice: int) -> None:
+    try:
         with open("/proc/self/autogroup", "w") as group:
-            group.write(str(RELAY_NICENESS))
+            group.write(str(nice))
     except OSError:
-        pass  # no autogroup scheduling in this kernel
+        pass  # the kernel refuses a change within 100 ms of the last one, host-wide: leave it

@@ -112,9 +112,10 @@ def create_run(team, stage: str, queue: str, config: dict, inputs: dict, user, c
 
 def cancel_run(run: Run) -> bool:
     with transaction.atomic():
-        was_queued = run.status == Status.QUEUED
         changed = run.request_cancel()
-        if changed and was_queued:
+        # What the row says now, not `run` as the caller read it: a run claimed since has a training
+        # process numbering its events, and one written here would collide with them.
+        if changed and run.status == Status.CANCELLED:  # it was queued: no worker holds it
             publish_on_commit(run, run.append_event("status", status=Status.CANCELLED, message="cancelled before it started"))
         elif changed:
             transaction.on_commit(lambda: publish(run, []))

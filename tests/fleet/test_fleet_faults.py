@@ -32,6 +32,14 @@ def _queue_page_order(client: Client) -> list[int]:
     return [int(pk) for pk in re.findall(r'data-run="(\d+)"', client.get("/fleet/queue/").content.decode())]
 
 
+def _autogroup_nice(pid: int) -> int:
+    """The nice value of the process's session (Linux autogroup scheduling; 0 where the kernel has none)."""
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])  # "/autogroup-42 nice 0"
+    except OSError:
+        return 0
+
+
 def _attempt_notes(run: Run) -> list[str]:
     return [e.data["message"] for e in run.events.filter(type="log") if e.data["message"].startswith("attempt ")]
 
@@ -111,6 +119,9 @@ def test_a_killed_workers_run_resumes_once_on_the_other_worker_and_the_queue_kee
     steps_after = [e.data["step"] for e in first.events.filter(type="metric", seq__gt=lost_seq).order_by("seq")
                    if "loss" in e.data["values"]]
     assert steps_after == list(range(resumed_step + 1, first.step + 1))  # the curve goes on from the checkpoint
+    # Its supervisor yielded the CPU to each run's training process and took it back after: the
+    # survivor's main process, which forks the pool process that claims the next run, is at nice 0.
+    assert _autogroup_nice(workers[survivor].pid) == 0
     for proc in workers.values():
         said = proc.log_path.read_bytes()
         assert b"not claimed" not in said  # no copy of a run's message was delivered twice
