@@ -1,6 +1,9 @@
 """Workers register and heartbeat with what NVML reads of their GPUs (against a fake NVML), a
 CPU-only host says why it reads none, and a worker whose heartbeats stop is offline."""
 
+import os
+import threading
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 from unittest import mock
@@ -83,3 +86,26 @@ def test_a_worker_registers_heartbeats_and_goes_offline_when_its_beats_stop(sett
     fleet.stopped("gpu1@host")
     assert Worker.objects.get(pk=worker.pk).state == Worker.State.OFFLINE
     assert not fleet.heartbeat("nobody@nowhere")
+
+
+def test_a_pool_process_is_never_forked_while_a_heartbeat_uses_the_database():
+    """SQLite copies a process's locks into a fork: a pool process forked mid-beat waited out the busy
+    timeout (30 s) on a lock nobody held, and its run's claim failed. A fork waits for the beat."""
+    beat_started, beat_seconds = threading.Event(), 0.5
+
+    def a_beat():
+        with fleet.beat_uses_the_database:
+            beat_started.set()
+            time.sleep(beat_seconds)
+
+    threading.Thread(target=a_beat).start()
+    beat_started.wait(5)
+    asked = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: its copy of the lock is free
+        os._exit(0 if fleet.beat_uses_the_database.acquire(timeout=1) else 1)
+    forked_after = time.monotonic() - asked
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert forked_after >= beat_seconds * 0.8
+    assert fleet.beat_uses_the_database.acquire(timeout=1)  # and the parent's is free again
+    fleet.beat_uses_the_database.release()
