@@ -6,7 +6,7 @@ Kinds:
   `last_number` or a regular expression; training/answers.py) is the prompt's reference answer
   (an eval dataset's `answer`, its GSM8K `#### 42` read the same way), else 0.
 - `regex`: 1 when the regular expression `pattern` matches somewhere in the completion (anchor it
-  with `^`/`$` for the whole), else 0.
+  with `\\A`/`\\Z` for the whole: Python's `$` also matches just before a final newline), else 0.
 - `length`: 1 at `target` completion tokens, falling linearly to 0 at 0 and at twice the target.
 - `format`: 1 when the completion has the `format` (FORMATS), else 0.
 - `reward_model`: the score of the lab reward model the cell names (`reward_model` in the config).
@@ -53,7 +53,7 @@ class Param:
 
 KINDS: dict[str, dict[str, Param]] = {
     "exact_match": {"extract": Param(str, "last_number", "gsm8k, last_number or a regular expression")},
-    "regex": {"pattern": Param(str, None, "a regular expression the completion matches")},
+    "regex": {"pattern": Param(str, None, "a regular expression the completion matches (\\A and \\Z anchor the whole of it)")},
     "length": {"target": Param(int, None, "the completion length, in tokens, that scores 1")},
     "format": {"format": Param(str, None, ", ".join(FORMATS))},
     REWARD_MODEL: {},

@@ -15,7 +15,7 @@ from tests.lab.test_dataset_management import _api
 
 pytestmark = pytest.mark.django_db
 
-ONE_LINE = {"kind": "regex", "weight": 2.0, "pattern": r"^[^\n]*$"}
+ONE_LINE = {"kind": "regex", "weight": 2.0, "pattern": r"\A[^\n]*\Z"}
 
 
 @pytest.fixture
