@@ -224,6 +224,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # worker instead of behind a long run, and no message dies with a worker that was only holding it.
 CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 1
+CELERY_WORKER_POOL = "workers.pool:TaskPool"  # prefork, replacing a pool process at once (workers/pool.py)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
