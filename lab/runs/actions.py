@@ -112,11 +112,13 @@ def create_run(team, stage: str, queue: str, config: dict, inputs: dict, user, c
 
 def cancel_run(run: Run) -> bool:
     with transaction.atomic():
+        was = Run.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True).first()
         changed = run.request_cancel()
         # What the row says now, not `run` as the caller read it: a run claimed since has a training
         # process numbering its events, and one written here would collide with them.
-        if changed and run.status == Status.CANCELLED:  # it was queued: no worker holds it
-            publish_on_commit(run, run.append_event("status", status=Status.CANCELLED, message="cancelled before it started"))
+        if changed and run.status == Status.CANCELLED:  # it was queued or paused: no worker holds it
+            message = "cancelled while paused" if was == Status.PAUSED else "cancelled before it started"
+            publish_on_commit(run, run.append_event("status", status=Status.CANCELLED, message=message))
         elif changed:
             transaction.on_commit(lambda: publish(run, []))
     return changed

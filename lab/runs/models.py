@@ -34,6 +34,7 @@ ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING, Status.PAUSING)
 HELD_BY_WORKER = (Status.RUNNING, Status.CANCELLING, Status.PAUSING)
 RESUMABLE = (Status.CANCELLED, Status.FAILED, Status.LOST, Status.PAUSED)
 PAUSABLE = (Status.QUEUED, Status.RUNNING)
+CANCELLABLE = (Status.QUEUED, Status.RUNNING, Status.PAUSING, Status.PAUSED)
 
 
 class RunQuerySet(models.QuerySet):
@@ -116,6 +117,10 @@ class Run(models.Model):
         return self.status in PAUSABLE
 
     @property
+    def can_cancel(self) -> bool:
+        return self.status in CANCELLABLE
+
+    @property
     def paused_by_name(self) -> str:
         return self.paused_by.username if self.paused_by else "a deleted user"
 
@@ -160,8 +165,9 @@ class Run(models.Model):
         )
 
     def request_cancel(self) -> bool:
-        """Ask for a stop. A queued run is cancelled at once; a running one is stopped by its worker."""
-        if Run.objects.filter(pk=self.pk, status=Status.QUEUED).update(
+        """Ask for a stop. A queued or paused run is cancelled at once (no worker holds it); a running one
+        is stopped by its worker."""
+        if Run.objects.filter(pk=self.pk, status__in=(Status.QUEUED, Status.PAUSED)).update(
             status=Status.CANCELLED, finished_at=timezone.now()
         ):
             self.refresh_from_db()

@@ -40,6 +40,7 @@ def run_state(run: Run) -> dict:
         "error_field": run.error_field,
         "can_resume": run.can_resume,
         "can_pause": run.can_pause,
+        "can_cancel": run.can_cancel,
         "is_active": run.is_active,
         "last_seq": run.last_seq,
     }

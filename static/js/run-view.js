@@ -276,7 +276,7 @@
       }
       this.root.querySelectorAll("[data-when]").forEach((node) => {
         const when = node.dataset.when;
-        node.hidden = !((when === "active" && s.is_active && s.status !== "cancelling") || (when === "resumable" && s.can_resume)
+        node.hidden = !((when === "cancellable" && s.can_cancel) || (when === "resumable" && s.can_resume)
           || (when === "pausable" && s.can_pause));
       });
       const error = this.root.querySelector("[data-role=error]");

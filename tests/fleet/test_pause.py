@@ -19,6 +19,7 @@ from lab.fleet.models import FleetAction, TeamQuota, Worker
 from lab.fleet.usage import device_hours
 from lab.runs.actions import cancel_run, pause_run, resume_run
 from lab.runs.models import Run, Status
+from lab.runs.streaming import run_state
 from tests.builders import held
 from training.config import ConfigError
 from workers.recovery import reap_lost_runs
@@ -139,6 +140,22 @@ def test_a_cancel_during_a_pause_wins(cast):
     assert late_supervisor.conclude(late_proc.returncode) == Status.CANCELLED
 
 
+def test_a_paused_run_can_be_cancelled_for_good_on_its_page_and_the_queue_page(cast, sent):
+    run = _running(cast.team, cast.alice)
+    pause_run(run, cast.alice)
+    assert run.settle_pause("tok") and run.can_cancel and run_state(run)["can_cancel"]
+    staff = get_user_model().objects.create_user("root", is_staff=True)
+    queue = Client()
+    queue.force_login(staff)
+    assert f'action="/fleet/runs/{run.pk}/cancel/"' in queue.get("/fleet/queue/").content.decode()
+
+    assert cancel_run(run)
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED and not run.can_cancel and not run_state(run)["can_cancel"]
+    assert _messages(run, Status.CANCELLED) == ["cancelled while paused"]
+    assert not cancel_run(run)  # once is enough
+
+
 def test_the_reaper_pauses_a_pausing_run_whose_worker_died_and_requeues_a_running_one(cast, sent):
     pausing = _running(cast.team, cast.alice, worker="dead1@box", checkpoint=8)
     running = _running(cast.team, cast.alice, worker="dead2@box")
@@ -216,7 +233,7 @@ def test_who_may_pause_and_resume_and_a_clear_refusal(cast, sent):
     run_page = member.get(f"/runs/{theirs.pk}/").content.decode()
     assert 'class="badge badge-paused"' in run_page
     forms = dict(re.findall(rf'<form method="post" action="/runs/{theirs.pk}/(\w+)/"([^>]*)>', run_page))
-    assert "hidden" not in forms["resume"] and "hidden" in forms["pause"] and "hidden" in forms["cancel"]
+    assert "hidden" not in forms["resume"] and "hidden" in forms["pause"] and "hidden" not in forms["cancel"]
     queue_page = admin.get("/fleet/queue/").content.decode()
     assert f'data-run="{theirs.pk}"' in queue_page and "paused by carol" in queue_page
 
