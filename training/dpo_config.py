@@ -44,11 +44,11 @@ DPO_LOSS_TYPES = (
 REFERENCE_FREE = ("orpo", "simpo")
 """Losses with no reference model: ORPO (odds ratio + NLL) and SimPO (length-normalised margin)."""
 UNPAIRED = ("kto",)
+"""Losses that learn from a desirable/undesirable label per completion rather than from pairs."""
 ONE_DEVICE = ("orpo", "kto")
 """Losses that would not train on several devices as on one at the same global batch: ORPO averages
 its NLL term over each device's own tokens, KTO estimates its KL term from each device's share of the
 batch (measured on two ranks: 2.3e-2 and 8.6e-3 off one process's loss; sigmoid 1e-5, SimPO 4e-4)."""
-"""Losses that learn from a desirable/undesirable label per completion rather than from pairs."""
 LOSS_TYPES = DPO_LOSS_TYPES + REFERENCE_FREE + UNPAIRED
 SCHEDULES = ("cosine", "linear", "constant")
 UNPAIRED_FIELDS = frozenset({"prompt", "completion", "label"})

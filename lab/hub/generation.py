@@ -173,7 +173,7 @@ _ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Re
 
 def _async_redis() -> aioredis.Redis:
     """This event loop's client (an asyncio connection serves only the loop that opened it). Its reads
-    have no timeout of their own: `steps` bounds each one."""
+    have no timeout of their own: `batches` bounds each one."""
     loop = asyncio.get_running_loop()
     if loop not in _ASYNC_CLIENTS:
         _ASYNC_CLIENTS[loop] = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=None,

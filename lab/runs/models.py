@@ -210,8 +210,7 @@ class Run(models.Model):
         return bool(done)
 
     def requeue(self, from_statuses, count_restart: bool) -> bool:
-        """Back to the queue, to continue from the last checkpoint. Its next attempt has not started: a
-        run waiting for a worker holds no device, so it counts no device-hours (lab/fleet/usage.py)."""
+        """Back to the queue, to continue from the last checkpoint; its next attempt has not started."""
         updates = {"status": Status.QUEUED, "lease_token": "", "lease_expires_at": None, "started_at": None,
                    "finished_at": None, "admitted_at": None}
         if count_restart:
