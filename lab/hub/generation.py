@@ -109,6 +109,8 @@ def start_generation(artifact: Artifact, request: dict[str, Any]) -> str:
         client.send_task("workers.generate_stream", args=[request_id, str(artifact.absolute_path), request],
                          queue=INFERENCE_QUEUE, expires=STREAM_TTL_S)
     except (OperationalError, redis.RedisError, OSError) as exc:
+        with contextlib.suppress(redis.RedisError):  # nothing was sent: the team's place is free again
+            _redis().zrem(team_key(request_id), request_id)
         raise GenerationUnavailable("the task queue is unreachable: try again in a minute") from exc
     return request_id
 

@@ -9,14 +9,17 @@ import asyncio
 import functools
 import json
 import time
+from unittest import mock
 
 import openai
 import pytest
 from django.test import Client
+from kombu.exceptions import OperationalError
 from rest_framework.authtoken.models import Token
 
+from lab.hub import generation
 from lab.hub.base_models import register_model_folder
-from lab.hub.generation import TooManyRequests, _redis, batches, cancel, relay, start_generation, steps, team_key
+from lab.hub.generation import GenerationUnavailable, TooManyRequests, _redis, batches, cancel, relay, start_generation, steps, team_key
 from lab.queues import INFERENCE_QUEUE
 from lab.runs.models import Artifact
 from tests.builders import brought_model
@@ -231,4 +234,13 @@ def test_a_team_that_floods_the_queue_gets_429s_while_another_team_is_still_serv
     asyncio.run(leave(again))
     stale = start_generation(mine, request)
     _redis().zadd(team_key(stale), {stale: time.time() - 1})
-    assert start_generation(mine, request)
+    latest = start_generation(mine, request)
+    assert latest
+
+    # A request the broker could not take holds no place: once it is back, the team asks again.
+    relay(latest, lambda should_stop: iter([{"type": "done", "finish_reason": "stop"}]))
+    assert _redis().zcard(team_key(stale)) == 1
+    with mock.patch.object(generation.client, "send_task", side_effect=OperationalError("the broker is away")):
+        with pytest.raises(GenerationUnavailable):
+            start_generation(mine, request)
+    assert _redis().zcard(team_key(stale)) == 1
